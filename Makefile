@@ -1,0 +1,89 @@
+# sm-entry: the one entry point for building, testing and measuring.
+#   make demo    run the example training job through the built binary
+#   make test    build, then run the whole test suite (what CI runs)
+#   make build   dist/sm-entry (static) and dist/sm-entry-dynamic
+#   make bench   start-up, memory and size figures against baselines
+#   make lint    ruff + mypy --strict
+SHELL := /bin/bash
+.DEFAULT_GOAL := build
+
+# Debian's python3: the pyenv one's libraries carry RUNPATH, which staticx
+# refuses ("Unsupported PyInstaller input", staticx issue 188).
+BUILD_PYTHON ?= /usr/bin/python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STATICX_VERSION := 0.14.2
+STATICX_SHA256 := bf7d5d35d5777a72b2d4c408eb25f9c61049b28b94a388a012122dba00fffa93
+STATICX_DIR := build/staticx
+# Debian packages the build needs, and those the tests and benchmarks add;
+# installed when missing (as root), so `make test` works on a fresh machine.
+BUILD_PACKAGES := python3-venv python3-dev gcc libc6-dev patch patchelf binutils scons
+TEST_PACKAGES := busybox-static podman runc tini hyperfine util-linux iproute2 procps
+SOURCES := $(shell find supervisor -name '*.py') build.spec pyproject.toml
+
+.PHONY: build test test-fast demo bench lint build-deps test-deps apt-install clean
+
+build-deps:
+	@$(MAKE) -s --no-print-directory apt-install PACKAGES="$(BUILD_PACKAGES)"
+
+test-deps:
+	@$(MAKE) -s --no-print-directory apt-install PACKAGES="$(TEST_PACKAGES)"
+
+apt-install:
+	@missing=$$(for p in $(PACKAGES); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" != 0 ]; then echo "install as root: apt-get install $$missing" >&2; exit 1; fi; \
+		echo "installing: $$missing"; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing >/dev/null \
+		|| { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing >/dev/null; }; \
+	fi
+
+$(VENV)/.installed: pyproject.toml | build-deps
+	$(BUILD_PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+# staticx from its pinned sdist, with our patch to its bootloader. Built
+# without pip's build isolation: under it, the scons that builds the bootloader
+# fails to import the standard library here.
+$(STATICX_DIR)/.installed: build-support/staticx-bootloader.patch $(VENV)/.installed
+	rm -rf $(STATICX_DIR) && mkdir -p $(STATICX_DIR)
+	$(PY) -m pip download -q --no-binary :all: --no-deps staticx==$(STATICX_VERSION) -d $(STATICX_DIR)
+	echo "$(STATICX_SHA256)  $(STATICX_DIR)/staticx-$(STATICX_VERSION).tar.gz" | sha256sum -c --quiet
+	tar -xzf $(STATICX_DIR)/staticx-$(STATICX_VERSION).tar.gz -C $(STATICX_DIR)
+	patch -s -p1 -d $(STATICX_DIR)/staticx-$(STATICX_VERSION) < build-support/staticx-bootloader.patch
+	$(PY) -m pip install -q --no-build-isolation $(STATICX_DIR)/staticx-$(STATICX_VERSION)
+	touch $@
+
+dist/sm-entry-dynamic: $(SOURCES) $(VENV)/.installed
+	$(VENV)/bin/pyinstaller --noconfirm --clean --log-level WARN \
+		--distpath dist --workpath build/pyinstaller build.spec
+
+# staticx writes 0700; an image with a non-root USER must be able to run it.
+dist/sm-entry: dist/sm-entry-dynamic $(STATICX_DIR)/.installed
+	$(VENV)/bin/staticx --no-compress dist/sm-entry-dynamic $@.tmp
+	chmod 0755 $@.tmp && mv $@.tmp $@
+
+build: dist/sm-entry
+
+test: build test-deps
+	$(PY) -m pytest -q tests
+
+# The source-level tests only (no build).
+test-fast: $(VENV)/.installed
+	$(PY) -m pytest -q tests/unit tests/integration
+
+demo: build
+	bash examples/demo.sh dist/sm-entry
+
+bench: build test-deps
+	$(PY) bench/run.py --binary dist/sm-entry --dynamic dist/sm-entry-dynamic
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check supervisor tests bench
+	$(VENV)/bin/mypy --strict supervisor
+
+clean:
+	rm -rf build dist $(VENV) *.egg-info

@@ -1,0 +1,227 @@
+"""The command line: click commands and options turned into Settings; nothing else."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+from supervisor.lazyimport import deferred
+
+# Everything imported at start-up goes through deferred(): see lazyimport.
+with deferred():
+    import click
+
+    from supervisor import __version__, events, frozen, outcome
+    from supervisor.settings import DEFAULT_STOP_TIMEOUT, Mode, Settings, default_root
+
+MAIN_HELP = """\
+A container entrypoint (PID 1) for machine-learning jobs.
+
+\b
+SageMaker starts the container as `IMAGE train` or `IMAGE serve`; with
+ENTRYPOINT ["sm-entry"] those become the modes below. Any other command is
+run as a supervised child, the way tini runs it: signals forwarded to its
+process group, every zombie reaped, its exit code returned (128+N when it
+died of signal N).
+
+\b
+Examples:
+  sm-entry train                        run the training program
+  sm-entry train -- python3 train.py    run this training command
+  sm-entry serve -- gunicorn app:app    serve with this model server
+  sm-entry python3 job.py --epochs 3    supervise any command
+  sm-entry -- train.sh                  run a program named like a mode
+
+Every option can also be set with the SM_ENTRY_* variable shown, since
+SageMaker only appends `train` or `serve` to the ENTRYPOINT.
+
+\b
+Exit codes: the child's own code; 128+N when it died of signal N (137 when
+it was killed after the stop timeout); 2 bad usage; 125 sm-entry failed;
+126 command not executable; 127 command not found.
+"""
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+COMMAND_CONTEXT = {**CONTEXT, "allow_interspersed_args": False, "ignore_unknown_options": True}
+
+
+class EntryGroup(click.Group):
+    """A group whose unknown first word is a command to run, not an error."""
+
+    def __init__(self, *args: Any, run_command: click.Command, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.run_command = run_command
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if not args:
+            raise click.UsageError(
+                "give a mode (train, serve) or a command to run", ctx
+            )
+        rest = super().parse_args(ctx, [*args])
+        remaining = [*ctx._protected_args, *rest]
+        start = len(args) - len(remaining)
+        # `sm-entry -- train` runs a program called train, not the mode.
+        ctx.meta["explicit_command"] = start > 0 and args[start - 1] == "--"
+        return rest
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        if not ctx.meta.get("explicit_command") and args and args[0] in self.commands:
+            return super().resolve_command(ctx, args)
+        if args and args[0].startswith("-") and not ctx.meta.get("explicit_command"):
+            raise click.NoSuchOption(args[0], ctx=ctx)
+        return "run", self.run_command, args
+
+
+def _global_options(ctx: click.Context) -> dict[str, Any]:
+    parent = ctx.find_root()
+    return dict(parent.params)
+
+
+def _settings(ctx: click.Context, mode: Mode, command: Sequence[str]) -> Settings:
+    options = _global_options(ctx)
+    log_format = options["log_format"]
+    if log_format is None:
+        log_format = "text" if sys.stderr.isatty() else "json"
+    stop_timeout = options["stop_timeout"]
+    return Settings(
+        mode=mode,
+        root=options["root"] or default_root(os.environ),
+        stop_timeout=DEFAULT_STOP_TIMEOUT[mode] if stop_timeout is None else stop_timeout,
+        log_format=log_format,
+        log_level=options["log_level"],
+        command=tuple(command),
+        own_executable=(ctx.find_root().obj or {}).get("own_executable"),
+    )
+
+
+@click.command(
+    "run",
+    context_settings=COMMAND_CONTEXT,
+    help="Run COMMAND as a supervised child.",
+    add_help_option=False,
+)
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+@click.pass_context
+def run_command(ctx: click.Context, command: tuple[str, ...]) -> Settings:
+    return _settings(ctx, Mode.RUN, command)
+
+
+@click.group(
+    cls=EntryGroup,
+    run_command=run_command,
+    context_settings={**CONTEXT, "allow_interspersed_args": False},
+    help=MAIN_HELP,
+    options_metavar="[OPTIONS]",
+    subcommand_metavar="train|serve|COMMAND [ARGS]...",
+)
+@click.version_option(__version__, "-V", "--version", message="sm-entry %(version)s")
+@click.option(
+    "--root",
+    envvar="SM_ENTRY_ROOT",
+    show_envvar=True,
+    metavar="DIR",
+    help="The /opt/ml tree. [default: $SAGEMAKER_BASE_DIR, else /opt/ml]",
+)
+@click.option(
+    "--stop-timeout",
+    envvar="SM_ENTRY_STOP_TIMEOUT",
+    show_envvar=True,
+    type=click.FloatRange(min=0),
+    metavar="SECONDS",
+    help="After SIGTERM/SIGINT, how long the child's process group gets before SIGKILL. "
+    "[default: 110 for train, 25 for serve, 8 for a command]",
+)
+@click.option(
+    "--log-format",
+    envvar="SM_ENTRY_LOG_FORMAT",
+    show_envvar=True,
+    type=click.Choice(events.LOG_FORMATS),
+    help="How sm-entry's own events are printed. [default: text when stderr is a terminal, "
+    "else json]",
+)
+@click.option(
+    "--log-level",
+    envvar="SM_ENTRY_LOG_LEVEL",
+    show_envvar=True,
+    type=click.Choice(list(events.LEVELS)),
+    default="info",
+    show_default=True,
+    help="The least important of sm-entry's own events to print.",
+)
+@click.pass_context
+def cli(ctx: click.Context, /, **_options: Any) -> None:
+    """sm-entry (help text is MAIN_HELP)."""
+
+
+@cli.command(context_settings=COMMAND_CONTEXT)
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+@click.pass_context
+def train(ctx: click.Context, command: tuple[str, ...]) -> Settings:
+    """Run a SageMaker training job.
+
+    \b
+    The program is COMMAND when given (after --), else an executable named
+    `train` on PATH (not sm-entry itself).
+    """
+    return _settings(ctx, Mode.TRAIN, command)
+
+
+@cli.command(context_settings=COMMAND_CONTEXT)
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+@click.pass_context
+def serve(ctx: click.Context, command: tuple[str, ...]) -> Settings:
+    """Run a SageMaker model server.
+
+    \b
+    The server is COMMAND when given (after --), else an executable named
+    `serve` on PATH (not sm-entry itself).
+    """
+    return _settings(ctx, Mode.SERVE, command)
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    sys.stderr.write(f"sm-entry: error: {message}\n")
+    sys.stderr.flush()
+    sys.exit(code)
+
+
+def parse(args: Sequence[str], own_executable: str | None = None) -> Settings | int:
+    """Settings for a command line, or the exit code when it only asked for --help/--version.
+
+    Raises click.UsageError (and other click errors) for a bad command line.
+    """
+    result = cli.main(
+        args=list(args),
+        prog_name="sm-entry",
+        standalone_mode=False,
+        obj={"own_executable": own_executable},
+    )
+    return result if isinstance(result, Settings) else int(result or 0)
+
+
+def main(argv: Sequence[str] | None = None) -> NoReturn:
+    """Entry point of the binary, the console script and `python -m supervisor`."""
+    own_executable = frozen.own_executable(os.environ)
+    frozen.restore_user_environment()
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        settings = parse(args, own_executable)
+    except click.UsageError as exc:
+        _fail(f"{exc.format_message()} (see sm-entry --help)", outcome.EXIT_USAGE)
+    except click.ClickException as exc:
+        _fail(exc.format_message(), exc.exit_code)
+    except click.Abort:
+        _fail("aborted", outcome.EXIT_INTERNAL_ERROR)
+    if not isinstance(settings, Settings):
+        sys.exit(settings)
+    from supervisor import app
+
+    try:
+        code = app.run(settings, os.environ)
+    except Exception as exc:  # a bug of ours: one line, a meaningful code, no traceback dump
+        _fail(f"internal error: {type(exc).__name__}: {exc}", outcome.EXIT_INTERNAL_ERROR)
+    sys.exit(code)

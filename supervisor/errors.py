@@ -1,0 +1,41 @@
+"""Errors that end sm-entry, each carrying the facts needed to report it once."""
+
+from __future__ import annotations
+
+from supervisor import outcome
+
+
+class EntryError(Exception):
+    """A failure of sm-entry itself (not of the child), with its exit code."""
+
+    exit_code: int = outcome.EXIT_INTERNAL_ERROR
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class UsageError(EntryError):
+    """Bad command line or option value."""
+
+    exit_code = outcome.EXIT_USAGE
+
+
+class CommandNotFound(EntryError):
+    """The program to run does not exist."""
+
+    exit_code = outcome.EXIT_NOT_FOUND
+
+    def __init__(self, command: str, detail: str = "command not found") -> None:
+        super().__init__(f"{command}: {detail}")
+        self.command = command
+
+
+class CommandNotExecutable(EntryError):
+    """The program exists but cannot be executed."""
+
+    exit_code = outcome.EXIT_NOT_EXECUTABLE
+
+    def __init__(self, command: str, detail: str) -> None:
+        super().__init__(f"{command}: {detail}")
+        self.command = command

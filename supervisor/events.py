@@ -1,0 +1,107 @@
+"""sm-entry's own events (started, signal forwarded, child exited, ...).
+
+Events are structlog calls rendered straight to bytes (orjson for json) and
+written to our stderr, in the same record schema the child's lines get,
+marked with "src": "sm-entry".
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping, MutableMapping
+from typing import Any
+
+from supervisor.sinks import FdWriter, format_timestamp
+
+LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
+LOG_FORMATS = ("json", "text")
+_LEVEL_ALIASES = {"warn": "warning", "exception": "error", "critical": "error", "msg": "info"}
+
+
+def _level_name(method_name: str) -> str:
+    return _LEVEL_ALIASES.get(method_name, method_name)
+
+
+class JsonEventRenderer:
+    """structlog processor: event dict -> one JSON line as bytes."""
+
+    def __init__(self, fields: Mapping[str, Any]) -> None:
+        import orjson
+
+        self._dumps = orjson.dumps
+        self._option = orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS
+        self._fields = dict(fields)
+
+    def __call__(
+        self, logger: object, method_name: str, event_dict: MutableMapping[str, Any]
+    ) -> bytes:
+        message = event_dict.pop("event", "")
+        record = {
+            "ts": format_timestamp(time.time()),
+            "level": _level_name(method_name),
+            "src": "sm-entry",
+            **self._fields,
+            "msg": message,
+            **event_dict,
+        }
+        return self._dumps(record, default=str, option=self._option)
+
+
+class TextEventRenderer:
+    """structlog processor: event dict -> one short line for a person."""
+
+    def __call__(
+        self, logger: object, method_name: str, event_dict: MutableMapping[str, Any]
+    ) -> bytes:
+        message = event_dict.pop("event", "")
+        stamp = format_timestamp(time.time())[11:]
+        details = " ".join(f"{key}={value}" for key, value in event_dict.items())
+        line = f"{stamp} {_level_name(method_name):<7} sm-entry: {message}"
+        if details:
+            line = f"{line} {details}"
+        return (line + "\n").encode("utf-8", "replace")
+
+
+class _WriterLogger:
+    """structlog's final logger: every level writes the rendered bytes."""
+
+    def __init__(self, writer: FdWriter) -> None:
+        self._write = writer.write
+
+    def msg(self, message: bytes) -> None:
+        self._write(message)
+
+    debug = info = warning = warn = error = critical = exception = msg
+
+
+def _import_structlog() -> Any:
+    from supervisor.lazyimport import deferred
+
+    with deferred():
+        import structlog
+    return structlog
+
+
+def configure(
+    log_format: str, level: str, writer: FdWriter, fields: Mapping[str, Any]
+) -> None:
+    """Route structlog to `writer` with the given format, level and fixed fields."""
+    structlog = _import_structlog()
+
+    renderer = JsonEventRenderer(fields) if log_format == "json" else TextEventRenderer()
+    logger = _WriterLogger(writer)
+    structlog.configure(
+        processors=[renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(LEVELS[level]),
+        logger_factory=lambda *args: logger,
+        cache_logger_on_first_use=True,
+    )
+
+
+def get_logger() -> Any:
+    return _import_structlog().get_logger()
+
+
+def default_fields(mode: str, host: str | None = None) -> dict[str, Any]:
+    return {"mode": mode, "host": host or os.uname().nodename, "pid": os.getpid()}

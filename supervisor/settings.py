@@ -1,0 +1,41 @@
+"""Settings: everything the command line and SM_ENTRY_* variables decided."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+DEFAULT_ROOT = "/opt/ml"
+
+
+class Mode(enum.StrEnum):
+    """What sm-entry was started to do."""
+
+    TRAIN = "train"
+    SERVE = "serve"
+    RUN = "run"  # any other command, supervised the way tini would
+
+
+# Inside the platform's SIGKILL windows: training jobs get 120 s after
+# SIGTERM, endpoints 30 s, `docker stop` 10 s. The margin leaves time to kill,
+# drain the logs and write the outcome.
+DEFAULT_STOP_TIMEOUT = {Mode.TRAIN: 110.0, Mode.SERVE: 25.0, Mode.RUN: 8.0}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What to run and how, decided once at start."""
+
+    mode: Mode
+    root: str
+    stop_timeout: float
+    log_format: str
+    log_level: str
+    command: tuple[str, ...] = ()  # explicit program and arguments, if given
+    own_executable: str | None = None  # so `train` on PATH is never ourselves
+
+
+def default_root(environ: Mapping[str, str]) -> str:
+    """The /opt/ml root: SAGEMAKER_BASE_DIR when set (as the toolkit does)."""
+    return environ.get("SAGEMAKER_BASE_DIR") or DEFAULT_ROOT

@@ -1,0 +1,191 @@
+"""Shared helpers: start sm-entry for real, read its output, look at /proc."""
+
+from __future__ import annotations
+
+import os
+import re
+import selectors
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+CHILDREN = REPO / "tests" / "children"
+STATIC_BINARY = REPO / "dist" / "sm-entry"
+DYNAMIC_BINARY = REPO / "dist" / "sm-entry-dynamic"
+SYSTEM_PYTHON = "/usr/bin/python3"
+SOURCE_COMMAND = [sys.executable, "-m", "supervisor"]
+TIMEOUT = 30.0  # a generous bound for anything that should take milliseconds
+
+
+def require_root() -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root (PID namespaces, chroot, nsenter)")
+
+
+def require_tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        pytest.skip(f"needs {name} (make system-deps installs it)")
+    return path
+
+
+def require_binary(path: Path) -> str:
+    if not path.exists():
+        pytest.skip(f"{path.relative_to(REPO)} is not built (run make build)")
+    return str(path)
+
+
+def signals_child(*args: str) -> list[str]:
+    return [SYSTEM_PYTHON, str(CHILDREN / "signals.py"), *args]
+
+
+class Run:
+    """A started process whose stdout lines we can wait for."""
+
+    def __init__(self, argv: Sequence[str], **kwargs: object) -> None:
+        kwargs.setdefault("stdin", subprocess.DEVNULL)
+        kwargs.setdefault("stderr", subprocess.PIPE)
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, **kwargs)  # type: ignore[call-overload]
+        assert self.proc.stdout is not None
+        os.set_blocking(self.proc.stdout.fileno(), False)
+        self._buffer = b""
+        self.lines: list[str] = []
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def _read_some(self, timeout: float) -> bool:
+        assert self.proc.stdout is not None
+        with selectors.DefaultSelector() as sel:
+            sel.register(self.proc.stdout, selectors.EVENT_READ)
+            if not sel.select(timeout):
+                return True
+        data = self.proc.stdout.read()
+        if not data:
+            return False
+        self._buffer += data
+        *complete, self._buffer = self._buffer.split(b"\n")
+        self.lines.extend(line.decode("utf-8", "replace") for line in complete)
+        return True
+
+    def wait_for_line(self, pattern: str, timeout: float = TIMEOUT) -> re.Match[str]:
+        """Wait until a stdout line matches `pattern` (a regex searched in the line)."""
+        regex = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        seen = 0
+        while True:
+            for line in self.lines[seen:]:
+                match = regex.search(line)
+                if match:
+                    self.lines.remove(line)
+                    return match
+            seen = len(self.lines)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"no line matching {pattern!r} in {self.lines!r}")
+            if not self._read_some(min(remaining, 0.2)) and self.proc.poll() is not None:
+                raise AssertionError(
+                    f"exited {self.proc.returncode} before a line matched {pattern!r}: "
+                    f"{self.lines!r} stderr={self.stderr_text()!r}"
+                )
+
+    def stderr_text(self) -> str:
+        if self.proc.stderr is None or self.proc.poll() is None:
+            return ""
+        return self.proc.stderr.read().decode("utf-8", "replace")
+
+    def wait(self, timeout: float = TIMEOUT) -> int:
+        deadline = time.monotonic() + timeout
+        while self._read_some(0.1):
+            if time.monotonic() > deadline:
+                break
+        return self.proc.wait(max(0.1, deadline - time.monotonic()))
+
+    def kill(self, signum: int) -> None:
+        os.kill(self.pid, signum)
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def children_of(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(p) for p in text.split()]
+
+
+def wait_until(predicate: Callable[[], object], timeout: float = TIMEOUT, what: str = "") -> object:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what or predicate}")
+        time.sleep(0.02)
+
+
+class Pid1(Run):
+    """sm-entry started as PID 1 of a new PID namespace."""
+
+    def __init__(self, argv: Sequence[str], **kwargs: object) -> None:
+        require_root()
+        unshare = require_tool("unshare")
+        super().__init__([unshare, "--pid", "--fork", "--kill-child", "--mount-proc", *argv], **kwargs)
+        found = wait_until(lambda: children_of(self.proc.pid), what="PID 1 of the namespace")
+        assert isinstance(found, list)
+        self.pid1 = found[0]
+
+    def kill(self, signum: int) -> None:
+        os.kill(self.pid1, signum)
+
+
+def process_state(pid: int) -> tuple[str, int] | None:
+    """(state letter, parent pid) of a process, None when it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return fields[0], int(fields[1])
+
+
+def zombies_in_namespace_of(pid: int) -> list[int]:
+    """Zombie processes in the PID namespace that `pid` is in."""
+    target = os.readlink(f"/proc/{pid}/ns/pid")
+    zombies = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            if os.readlink(f"/proc/{entry}/ns/pid") != target:
+                continue
+        except OSError:
+            continue
+        state = process_state(int(entry))
+        if state and state[0] == "Z":
+            zombies.append(int(entry))
+    return zombies
+
+
+def zombie_children(pid: int) -> list[int]:
+    return [c for c in children_of(pid) if (process_state(c) or ("", 0))[0] == "Z"]
+
+
+def signal_names(run: Run) -> list[str]:
+    return [m.group(1) for line in run.lines if (m := re.search(r"got (SIG\w+)", line))]
+
+
+__all__ = ["signal"]
