@@ -17,7 +17,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 CHILDREN = REPO / "tests" / "children"
-STATIC_BINARY = REPO / "dist" / "sm-entry"
+# SM_ENTRY_TEST_STATIC runs the binary tests on another build (e.g. one made with stock staticx).
+STATIC_BINARY = Path(os.environ.get("SM_ENTRY_TEST_STATIC", REPO / "dist" / "sm-entry"))
 DYNAMIC_BINARY = REPO / "dist" / "sm-entry-dynamic"
 SYSTEM_PYTHON = "/usr/bin/python3"
 SOURCE_COMMAND = [sys.executable, "-m", "supervisor"]
