@@ -15,7 +15,7 @@ from typing import Any
 from supervisor.sinks import FdWriter, format_timestamp
 
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
-LOG_FORMATS = ("json", "text")
+LOG_FORMATS = ("json", "text", "raw")  # raw: the child's bytes unchanged; our events as json
 _LEVEL_ALIASES = {"warn": "warning", "exception": "error", "critical": "error", "msg": "info"}
 
 
@@ -89,7 +89,7 @@ def configure(
     """Route structlog to `writer` with the given format, level and fixed fields."""
     structlog = _import_structlog()
 
-    renderer = JsonEventRenderer(fields) if log_format == "json" else TextEventRenderer()
+    renderer = TextEventRenderer() if log_format == "text" else JsonEventRenderer(fields)
     logger = _WriterLogger(writer)
     structlog.configure(
         processors=[renderer],

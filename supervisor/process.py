@@ -18,10 +18,13 @@ import signal
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from supervisor import errors, outcome
 from supervisor.terminal import Terminal
+
+if TYPE_CHECKING:
+    from supervisor.relay import ChildOutput
 
 # Signals we pass on to the child's process group. Not forwarded: SIGCHLD
 # (ours), SIGTTIN/SIGTTOU (caught and dropped, so a background write or
@@ -47,6 +50,7 @@ QUIET_SIGNALS = frozenset({signal.SIGWINCH, signal.SIGCONT})
 
 # How often to look whether the rest of a process group is gone.
 GROUP_POLL_INTERVAL = 0.05
+DEFAULT_DRAIN_TIMEOUT = 5.0
 # After SIGKILL, how long to wait for the group to disappear (a process in
 # uninterruptible sleep cannot die) before we stop waiting for it.
 KILL_REAP_TIMEOUT = 5.0
@@ -63,6 +67,9 @@ class Loop(Protocol):
 
     def time(self) -> float: ...
     def call_later(self, delay: float, callback: Callable[..., object], *args: Any) -> Any: ...
+    def call_at(self, when: float, callback: Callable[..., object], *args: Any) -> Any: ...
+    def add_reader(self, fd: int, callback: Callable[..., object], *args: Any) -> None: ...
+    def remove_reader(self, fd: int) -> bool: ...
     def call_soon(self, callback: Callable[..., object], *args: Any) -> Any: ...
     def add_signal_handler(self, sig: int, callback: Callable[..., object], *args: Any) -> None: ...
     def run_forever(self) -> None: ...
@@ -73,7 +80,12 @@ class ChildState(enum.Enum):
     RUNNING = "running"  # started, no stop asked
     STOPPING = "stopping"  # stop signal forwarded, kill deadline armed
     LEFTOVERS = "leftovers"  # main process gone, the rest of its group is being stopped
-    DONE = "done"  # main process reaped and its group empty (or given up on)
+    DRAINING = "draining"  # group gone; reading what is left in the output pipes
+    DONE = "done"  # main process reaped, its group empty, its output read
+
+
+# States in which some process of the child's group may still be alive.
+RUNNING_STATES = frozenset({ChildState.RUNNING, ChildState.STOPPING, ChildState.LEFTOVERS})
 
 
 @dataclass(frozen=True)
@@ -84,8 +96,7 @@ class ChildSpec:
     env: Mapping[str, str]
     cwd: str | None = None
     name: str = "child"
-    stdout: int | None = None  # fd, or None to share ours
-    stderr: int | None = None
+    output: ChildOutput | None = None  # pipes relaying stdout/stderr; None: share ours
 
 
 @dataclass(frozen=True)
@@ -161,10 +172,12 @@ class Supervisor:
         log: Any,
         stop_timeout: float,
         terminal: Terminal | None = None,
+        drain_timeout: float = DEFAULT_DRAIN_TIMEOUT,
     ) -> None:
         self.loop = loop
         self.log = log
         self.stop_timeout = stop_timeout
+        self.drain_timeout = drain_timeout
         self.terminal = terminal
         self.stop_signal: int | None = None
         self._stop_requested_at: float | None = None
@@ -180,22 +193,27 @@ class Supervisor:
     def start(self, spec: ChildSpec, on_done: Callable[[ChildResult], None]) -> Child:
         """Start a child in its own process group; raise when it cannot be executed."""
         preexec = self.terminal.child_setup() if self.terminal else None
+        output = spec.output
         try:
             popen = subprocess.Popen(
                 list(spec.argv),
                 env=dict(spec.env),
                 cwd=spec.cwd,
-                stdout=spec.stdout,
-                stderr=spec.stderr,
+                stdout=output.child_fd("stdout") if output else None,
+                stderr=output.child_fd("stderr") if output else None,
                 process_group=0,
                 restore_signals=True,
                 close_fds=True,
                 preexec_fn=preexec,
             )
         except OSError as exc:
+            if output:
+                output.abandon()
             raise _spawn_error(spec, exc) from None
         child = Child(spec=spec, popen=popen, started_at=self.loop.time(), on_done=on_done)
         self._children[popen.pid] = child
+        if output:
+            output.started(popen.pid)
         if self.terminal:
             self.terminal.give_to(child.pgid)
         self.log.info("child started", name=spec.name, child_pid=popen.pid, argv=list(spec.argv))
@@ -230,7 +248,7 @@ class Supervisor:
     # signals --------------------------------------------------------------
     def _on_signal(self, signum: int) -> None:
         now = self.loop.time()
-        live = [c for c in self._children.values() if c.state is not ChildState.DONE]
+        live = [c for c in self._children.values() if c.state in RUNNING_STATES]
         quiet = signum in QUIET_SIGNALS
         if signum in STOP_SIGNALS:
             if self.stop_signal is None:
@@ -268,7 +286,7 @@ class Supervisor:
         child.timers.append(self.loop.call_later(delay, self._kill_group, child, "stop timeout"))
 
     def _kill_group(self, child: Child, reason: str) -> None:
-        if child.state is ChildState.DONE:
+        if child.state not in RUNNING_STATES:
             return
         if child.wait_status is None:
             child.killed_after_grace = True
@@ -281,7 +299,7 @@ class Supervisor:
         if child.state is ChildState.LEFTOVERS:
             self.log.error("process group did not die after SIGKILL; not waiting for it",
                            child_pid=child.pid)
-            self._finish(child)
+            self._group_gone(child)
 
     # reaping --------------------------------------------------------------
     def _reap(self) -> None:
@@ -309,24 +327,16 @@ class Supervisor:
         child.popen.returncode = os.waitstatus_to_exitcode(status)
         if self.terminal:
             self.terminal.take_back()
-        termsig = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
-        self.log.info(
-            "child exited",
-            name=child.spec.name,
-            child_pid=child.pid,
-            code=outcome.exit_code_for_wait_status(status),
-            signal=signal_name(termsig) if termsig else None,
-            duration_s=round(child.ended_at - child.started_at, 3),
-        )
         child.state = ChildState.LEFTOVERS
         if _signal_group(child.pgid, 0):
-            self.log.info("stopping the rest of the process group", child_pid=child.pid)
+            self.log.info("main process exited; stopping the rest of its process group",
+                          child_pid=child.pid, code=outcome.exit_code_for_wait_status(status))
             _signal_group(child.pgid, signal.SIGTERM)
             _signal_group(child.pgid, signal.SIGCONT)
             self._arm_kill(child, self.loop.time() + self.stop_timeout)
             self._poll_group(child)
         else:
-            self._finish(child)
+            self._group_gone(child)
 
     def _poll_group(self, child: Child) -> None:
         if self._check_group(child):
@@ -338,24 +348,55 @@ class Supervisor:
             return False
         if _signal_group(child.pgid, 0):
             return True
-        self._finish(child)
+        self._group_gone(child)
         return False
 
+    def _group_gone(self, child: Child) -> None:
+        """Everything of the group is gone: read what is left in the pipes, then finish."""
+        for timer in child.timers:
+            timer.cancel()
+        child.timers.clear()
+        output = child.spec.output
+        if output is None or output.closed:
+            self._finish(child)
+            return
+        child.state = ChildState.DRAINING
+        output.on_closed = lambda: self._finish(child)
+        child.timers.append(self.loop.call_later(self.drain_timeout, self._stop_draining, child))
+
+    def _stop_draining(self, child: Child) -> None:
+        if child.state is ChildState.DRAINING and child.spec.output is not None:
+            self.log.warning("output pipes still held open (by a process outside the group); "
+                             "no longer reading them", child_pid=child.pid,
+                             drain_timeout_s=self.drain_timeout)
+            child.spec.output.close_now()
+
     def _finish(self, child: Child) -> None:
+        if child.state is ChildState.DONE:
+            return
         child.state = ChildState.DONE
         for timer in child.timers:
             timer.cancel()
         del self._children[child.pid]
         status = child.wait_status
         assert status is not None and child.ended_at is not None
+        termsig = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
         result = ChildResult(
             name=child.spec.name,
             pid=child.pid,
             exit_code=outcome.exit_code_for_wait_status(status),
-            signal=os.WTERMSIG(status) if os.WIFSIGNALED(status) else None,
+            signal=termsig,
             duration=child.ended_at - child.started_at,
             stop_signal=self.stop_signal,
             killed_after_grace=child.killed_after_grace,
+        )
+        self.log.info(
+            "child exited",
+            name=result.name,
+            child_pid=result.pid,
+            code=result.exit_code,
+            signal=signal_name(termsig) if termsig else None,
+            duration_s=round(result.duration, 3),
         )
         child.on_done(result)
 

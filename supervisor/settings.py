@@ -34,6 +34,10 @@ class Settings:
     log_level: str
     command: tuple[str, ...] = ()  # explicit program and arguments, if given
     own_executable: str | None = None  # so `train` on PATH is never ourselves
+    drain_timeout: float = 5.0
+    progress_interval: float = 5.0
+    max_record_bytes: int = 256 * 1024
+    metrics: tuple[tuple[str, str], ...] = ()  # (name, regex) pairs
 
 
 def default_root(environ: Mapping[str, str]) -> str:
