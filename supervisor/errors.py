@@ -39,3 +39,20 @@ class CommandNotExecutable(EntryError):
     def __init__(self, command: str, detail: str) -> None:
         super().__init__(f"{command}: {detail}")
         self.command = command
+
+
+class ConfigError(EntryError):
+    """A malformed file of the /opt/ml tree (or option value standing in for one)."""
+
+    exit_code = outcome.EXIT_CONFIG
+
+    def __init__(self, path: str, problem: str) -> None:
+        super().__init__(f"{path}: {problem}")
+        self.path = path
+        self.problem = problem
+
+
+class SetupError(EntryError):
+    """The job could not be prepared: code delivery, requirements, hosts."""
+
+    exit_code = outcome.EXIT_SETUP_FAILED

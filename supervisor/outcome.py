@@ -8,6 +8,8 @@ import os
 # signal N gives 128 + N, as shells report it.
 EXIT_OK = 0
 EXIT_USAGE = 2  # bad command line or option value (click's convention)
+EXIT_CONFIG = 78  # malformed /opt/ml configuration (sysexits' EX_CONFIG)
+EXIT_SETUP_FAILED = 65  # the job could not be set up: code delivery, requirements, hosts
 EXIT_INTERNAL_ERROR = 125  # sm-entry itself could not run (as `docker run`)
 EXIT_NOT_EXECUTABLE = 126  # the program exists but cannot be executed
 EXIT_NOT_FOUND = 127  # the program does not exist
