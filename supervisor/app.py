@@ -3,60 +3,77 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from supervisor import __version__, errors, events, program
 from supervisor.eventloop import EventLoop
 from supervisor.process import ChildSpec, Supervisor
-from supervisor.relay import ChildOutput
+from supervisor.relay import ChildOutput, Observer
 from supervisor.settings import Mode, Settings
 from supervisor.sinks import FdWriter
 from supervisor.terminal import Terminal
 
 
-def child_output(loop: EventLoop, settings: Settings, stdout: FdWriter, stderr: FdWriter,
-                 host: str) -> ChildOutput:
-    """Relay the child's stdout/stderr, except to a terminal (a person, not CloudWatch)."""
-    return ChildOutput(
-        loop,
-        settings.log_format,
-        {"mode": settings.mode.value, "host": host},
-        stdout,
-        stderr,
-        framer_options={
-            "max_record_bytes": settings.max_record_bytes,
-            "progress_interval": settings.progress_interval,
-        },
-        relay_stdout=not os.isatty(1),
-        relay_stderr=not os.isatty(2),
-    )
-
-
 def run(settings: Settings, environ: Mapping[str, str]) -> int:
     """Run the mode described by `settings`; return the exit code for sm-entry."""
+    if settings.mode is Mode.DOCTOR:
+        import sys
+
+        from supervisor import doctor
+
+        return doctor.run(settings, environ, sys.stdout)
     stdout, stderr = FdWriter(1, "stdout"), FdWriter(2, "stderr")
-    fields = events.default_fields(settings.mode.value)
+    fields = events.default_fields(settings.mode.value)  # "host" is updated by train
     events.configure(settings.log_format, settings.log_level, stderr, fields)
     log = events.get_logger()
     loop = EventLoop()
+
+    def make_output(observers: Sequence[Observer] = ()) -> ChildOutput:
+        """Relay the child's stdout/stderr, except to a terminal (a person, not CloudWatch)."""
+        record_fields = {"mode": settings.mode.value, "host": fields["host"]}
+        if settings.metrics:
+            from supervisor.metrics import MetricScanner
+
+            observers = [*observers, MetricScanner(settings.metrics, record_fields, stdout)]
+        return ChildOutput(
+            loop,
+            settings.log_format,
+            record_fields,
+            stdout,
+            stderr,
+            observers=observers,
+            framer_options={"max_record_bytes": settings.max_record_bytes,
+                            "progress_interval": settings.progress_interval},
+            relay_stdout=not os.isatty(1),
+            relay_stderr=not os.isatty(2),
+        )
+
     try:
         supervisor = Supervisor(loop, log, settings.stop_timeout, Terminal.of_stdin(),
                                 drain_timeout=settings.drain_timeout)
-        log.info(
-            "sm-entry started",
-            version=__version__,
-            stop_timeout_s=settings.stop_timeout,
-            subreaper=supervisor.is_subreaper,
-        )
+        log.info("sm-entry started", version=__version__, stop_timeout_s=settings.stop_timeout,
+                 subreaper=supervisor.is_subreaper)
+        if settings.mode is Mode.TRAIN:
+            from supervisor import train
+
+            return train.run(settings, environ, supervisor, log, make_output, fields)
         argv = list(settings.command)
         if not argv:
             argv = program.mode_program(settings.mode.value, environ, settings.own_executable)
         name = "command" if settings.mode is Mode.RUN else "program"
-        output = child_output(loop, settings, stdout, stderr, fields["host"])
-        result = supervisor.run(ChildSpec(argv=argv, env=environ, name=name, output=output))
-        return result.exit_code
+        return supervisor.run(ChildSpec(argv=argv, env=environ, name=name,
+                                        output=make_output())).exit_code
     except errors.EntryError as exc:
         log.error(exc.message, exit_code=exc.exit_code)
         return exc.exit_code
     finally:
+        _report_lost_output(log, stdout, stderr)
         loop.close()
+
+
+def _report_lost_output(log: Any, *writers: FdWriter) -> None:
+    for writer in writers:
+        if writer.error is not None:
+            log.error("output lost", stream=writer.name, error=writer.error,
+                      dropped_bytes=writer.dropped_bytes)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Sequence
-from typing import Any, NoReturn
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn, TypeVar
 
 from supervisor.lazyimport import deferred
 
@@ -43,8 +43,10 @@ it was killed after the stop timeout); 2 bad usage; 125 sm-entry failed;
 126 command not executable; 127 command not found.
 """
 
+F = TypeVar("F", bound=Callable[..., Any])
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 COMMAND_CONTEXT = {**CONTEXT, "allow_interspersed_args": False, "ignore_unknown_options": True}
+MODE_CONTEXT = {**CONTEXT, "allow_interspersed_args": False}
 
 
 class EntryGroup(click.Group):
@@ -76,12 +78,32 @@ class EntryGroup(click.Group):
         return "run", self.run_command, args
 
 
+def _metrics(ctx: click.Context, options: Sequence[str]) -> tuple[tuple[str, str], ...]:
+    from supervisor import errors
+    from supervisor.metrics import parse_definitions
+
+    pairs = []
+    for option in options:
+        name, sep, regex = option.partition("=")
+        if not sep or not name:
+            raise click.BadParameter(f"{option!r} is not NAME=REGEX", ctx=ctx,
+                                     param_hint="--metric")
+        pairs.append((name, regex))
+    try:
+        return parse_definitions(pairs, os.environ.get("SM_ENTRY_METRICS"))
+    except errors.UsageError as exc:
+        raise click.UsageError(exc.message, ctx=ctx) from None
+
+
 def _global_options(ctx: click.Context) -> dict[str, Any]:
-    parent = ctx.find_root()
-    return dict(parent.params)
+    """The group's options, overridden by those given after the mode."""
+    options = dict(ctx.find_root().params)
+    options.update({k: v for k, v in ctx.params.items() if k in options and v not in (None, ())})
+    return options
 
 
-def _settings(ctx: click.Context, mode: Mode, command: Sequence[str]) -> Settings:
+def _settings(ctx: click.Context, mode: Mode, command: Sequence[str],
+              **extra: Any) -> Settings:
     options = _global_options(ctx)
     log_format = options["log_format"]
     if log_format is None:
@@ -95,7 +117,69 @@ def _settings(ctx: click.Context, mode: Mode, command: Sequence[str]) -> Setting
         log_level=options["log_level"],
         command=tuple(command),
         own_executable=(ctx.find_root().obj or {}).get("own_executable"),
+        drain_timeout=options["drain_timeout"],
+        progress_interval=options["progress_interval"],
+        max_record_bytes=options["max_record_bytes"],
+        metrics=_metrics(ctx, options["metric"]),
+        **extra,
     )
+
+
+# Options accepted before the mode (`sm-entry --root X train`) and after it
+# (`sm-entry train --root X`); each also read from its SM_ENTRY_* variable.
+GLOBAL_OPTIONS: list[tuple[str, dict[str, Any]]] = [
+    ("--root", {
+        "envvar": "SM_ENTRY_ROOT", "metavar": "DIR",
+        "help": "The /opt/ml tree. [default: $SAGEMAKER_BASE_DIR, else /opt/ml]"}),
+    ("--stop-timeout", {
+        "envvar": "SM_ENTRY_STOP_TIMEOUT", "type": click.FloatRange(min=0), "metavar": "SECONDS",
+        "help": "After SIGTERM/SIGINT, how long the child's process group gets before SIGKILL. "
+        "[default: 110 for train, 25 for serve, 8 for a command]"}),
+    ("--log-format", {
+        "envvar": "SM_ENTRY_LOG_FORMAT", "type": click.Choice(events.LOG_FORMATS),
+        "help": "json: one JSON record per line of the child and per event of ours; text: the "
+        "child's lines as they are; raw: the child's bytes unchanged (our events in json). "
+        "[default: text when stderr is a terminal, else json]"}),
+    ("--log-level", {
+        "envvar": "SM_ENTRY_LOG_LEVEL", "type": click.Choice(list(events.LEVELS)),
+        "default": "info",
+        "help": "The least important of sm-entry's own events to print. [default: info]"}),
+    ("--drain-timeout", {
+        "envvar": "SM_ENTRY_DRAIN_TIMEOUT", "type": click.FloatRange(min=0), "default": 5.0,
+        "metavar": "SECONDS",
+        "help": "After the child's process group is gone, how long to keep reading output "
+        "pipes that other processes still hold open. [default: 5]"}),
+    ("--progress-interval", {
+        "envvar": "SM_ENTRY_PROGRESS_INTERVAL", "type": click.FloatRange(min=0), "default": 5.0,
+        "metavar": "SECONDS",
+        "help": "A progress bar redrawn with \\r is printed at most this often, and at its "
+        "end. [default: 5]"}),
+    ("--metric", {
+        "multiple": True, "metavar": "NAME=REGEX",
+        "help": "Print a CloudWatch EMF metric NAME for each line matching REGEX (its first group "
+        "is the value), as SageMaker MetricDefinitions do; repeatable. SM_ENTRY_METRICS may hold "
+        'MetricDefinitions JSON: [{"Name": ..., "Regex": ...}].'}),
+    ("--max-record-bytes", {
+        "envvar": "SM_ENTRY_MAX_RECORD_BYTES", "type": click.IntRange(min=4096),
+        "default": 256 * 1024, "metavar": "BYTES",
+        "help": "Longer lines are split into parts so that no printed record exceeds this "
+        "(CloudWatch's event limit). [default: 262144]"}),
+]
+
+
+def global_options(in_mode: bool) -> Callable[[F], F]:
+    """The GLOBAL_OPTIONS; after a mode they have no default (the group's value applies)."""
+
+    def decorate(function: F) -> F:
+        for name, kwargs in reversed(GLOBAL_OPTIONS):
+            if in_mode:
+                kwargs = {k: v for k, v in kwargs.items() if k not in ("envvar", "default")}
+            else:
+                kwargs = {**kwargs, "show_envvar": True}
+            function = click.option(name, **kwargs)(function)
+        return function
+
+    return decorate
 
 
 @click.command(
@@ -119,61 +203,74 @@ def run_command(ctx: click.Context, command: tuple[str, ...]) -> Settings:
     subcommand_metavar="train|serve|COMMAND [ARGS]...",
 )
 @click.version_option(__version__, "-V", "--version", message="sm-entry %(version)s")
-@click.option(
-    "--root",
-    envvar="SM_ENTRY_ROOT",
-    show_envvar=True,
-    metavar="DIR",
-    help="The /opt/ml tree. [default: $SAGEMAKER_BASE_DIR, else /opt/ml]",
-)
-@click.option(
-    "--stop-timeout",
-    envvar="SM_ENTRY_STOP_TIMEOUT",
-    show_envvar=True,
-    type=click.FloatRange(min=0),
-    metavar="SECONDS",
-    help="After SIGTERM/SIGINT, how long the child's process group gets before SIGKILL. "
-    "[default: 110 for train, 25 for serve, 8 for a command]",
-)
-@click.option(
-    "--log-format",
-    envvar="SM_ENTRY_LOG_FORMAT",
-    show_envvar=True,
-    type=click.Choice(events.LOG_FORMATS),
-    help="How sm-entry's own events are printed. [default: text when stderr is a terminal, "
-    "else json]",
-)
-@click.option(
-    "--log-level",
-    envvar="SM_ENTRY_LOG_LEVEL",
-    show_envvar=True,
-    type=click.Choice(list(events.LEVELS)),
-    default="info",
-    show_default=True,
-    help="The least important of sm-entry's own events to print.",
-)
+@global_options(in_mode=False)
 @click.pass_context
 def cli(ctx: click.Context, /, **_options: Any) -> None:
     """sm-entry (help text is MAIN_HELP)."""
 
 
-@cli.command(context_settings=COMMAND_CONTEXT)
+def _key_values(ctx: click.Context, param: click.Parameter,
+                values: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    pairs = []
+    for value in values:
+        key, sep, rest = value.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{value!r} is not NAME=VALUE", ctx=ctx, param=param)
+        pairs.append((key, rest))
+    return tuple(pairs)
+
+
+@cli.command(context_settings=MODE_CONTEXT)
+@global_options(in_mode=True)
+@click.option("--hp", "hyperparameters", multiple=True, metavar="KEY=VALUE",
+              callback=_key_values,
+              help="Local run: set a hyperparameter in input/config/hyperparameters.json.")
+@click.option("--channel", "channels", multiple=True, metavar="NAME=PATH", callback=_key_values,
+              help="Local run: make PATH the data of channel NAME (input/data/NAME).")
+@click.option("--host-wait", envvar="SM_ENTRY_HOST_WAIT", show_envvar=True,
+              type=click.FloatRange(min=0), default=15 * 60.0, show_default=True,
+              metavar="SECONDS", help="Multi-host: how long the other hosts may take to resolve.")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 @click.pass_context
-def train(ctx: click.Context, command: tuple[str, ...]) -> Settings:
-    """Run a SageMaker training job.
+def train(ctx: click.Context, hyperparameters: tuple[tuple[str, str], ...],
+          channels: tuple[tuple[str, str], ...], host_wait: float,
+          command: tuple[str, ...], **_options: Any) -> Settings:
+    """Run a SageMaker training job, as the sagemaker-training toolkit would.
 
     \b
-    The program is COMMAND when given (after --), else an executable named
-    `train` on PATH (not sm-entry itself).
+    Reads input/config/*.json under the root, exports the toolkit's SM_*
+    variables, and runs, in the code directory (<root>/code), the first of:
+      COMMAND given after --  (or SM_ENTRY_TRAIN_COMMAND)
+      SAGEMAKER_PROGRAM / hyperparameter sagemaker_program (.py with python3,
+        .sh with /bin/sh, a package with python3 -m, else executed)
+      an executable named `train` on PATH (not sm-entry itself)
+    with the hyperparameters appended as --key value arguments. Writes
+    output/success, or output/failure with the reason.
+
+    \b
+    Try it locally:
+      sm-entry train --root /tmp/ml --hp epochs=3 --channel train=./data -- python3 train.py
     """
-    return _settings(ctx, Mode.TRAIN, command)
+    return _settings(ctx, Mode.TRAIN, command, hyperparameters=hyperparameters,
+                     channels=channels, host_wait=host_wait)
 
 
-@cli.command(context_settings=COMMAND_CONTEXT)
+@cli.command(context_settings=CONTEXT)
+@global_options(in_mode=True)
+@click.pass_context
+def doctor(ctx: click.Context, **_options: Any) -> Settings:
+    """Check the /opt/ml tree; show the command and environment train would use.
+
+    Secret values (names with KEY, SECRET, TOKEN, PASSWORD, CREDENTIAL) are redacted.
+    """
+    return _settings(ctx, Mode.DOCTOR, ())
+
+
+@cli.command(context_settings=MODE_CONTEXT)
+@global_options(in_mode=True)
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 @click.pass_context
-def serve(ctx: click.Context, command: tuple[str, ...]) -> Settings:
+def serve(ctx: click.Context, command: tuple[str, ...], **_options: Any) -> Settings:
     """Run a SageMaker model server.
 
     \b

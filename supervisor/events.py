@@ -31,7 +31,7 @@ class JsonEventRenderer:
 
         self._dumps = orjson.dumps
         self._option = orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS
-        self._fields = dict(fields)
+        self._fields = fields  # shared: train sets "host" once the config is read
 
     def __call__(
         self, logger: object, method_name: str, event_dict: MutableMapping[str, Any]

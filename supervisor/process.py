@@ -180,6 +180,7 @@ class Supervisor:
         self.drain_timeout = drain_timeout
         self.terminal = terminal
         self.stop_signal: int | None = None
+        self.stop_listeners: list[Callable[[], object]] = []  # told when a stop is asked
         self._stop_requested_at: float | None = None
         self._children: dict[int, Child] = {}
         self.is_subreaper = os.getpid() == 1 or set_child_subreaper()
@@ -258,6 +259,8 @@ class Supervisor:
                               stop_timeout_s=self.stop_timeout)
                 for child in live:
                     self._begin_stop(child, signum)
+                for listener in list(self.stop_listeners):
+                    listener()
                 return
             assert self._stop_requested_at is not None
             if now - self._stop_requested_at > SIGNAL_ECHO_WINDOW:
@@ -390,6 +393,7 @@ class Supervisor:
             stop_signal=self.stop_signal,
             killed_after_grace=child.killed_after_grace,
         )
+        summary = child.spec.output.summary() if child.spec.output else {}
         self.log.info(
             "child exited",
             name=result.name,
@@ -397,6 +401,7 @@ class Supervisor:
             code=result.exit_code,
             signal=signal_name(termsig) if termsig else None,
             duration_s=round(result.duration, 3),
+            **summary,
         )
         child.on_done(result)
 

@@ -71,12 +71,12 @@ class StreamRelay:
     def _emit(self, items: Sequence[Item]) -> None:
         if not items:
             return
-        for observer in self.observers:
-            observer(self.stream, items)
         if self.render is not None:
             data = self.render(items, time.time())
             if data:
                 self.writer.write(data)
+        for observer in self.observers:
+            observer(self.stream, items)
 
     def _schedule(self) -> None:
         """A timer for the framer's next deadline (groups gone idle, progress due)."""
@@ -162,6 +162,15 @@ class ChildOutput:
         self._pipes = {}
         if not self.relays:
             self.on_closed()
+
+    def summary(self) -> dict[str, Any]:
+        """What the observers have to add to the "child exited" event (e.g. metrics)."""
+        merged: dict[str, Any] = {}
+        for observer in self.observers:
+            summary = getattr(observer, "summary", None)
+            if summary is not None:
+                merged.update(summary())
+        return merged
 
     @property
     def closed(self) -> bool:

@@ -15,12 +15,13 @@ class Mode(enum.StrEnum):
     TRAIN = "train"
     SERVE = "serve"
     RUN = "run"  # any other command, supervised the way tini would
+    DOCTOR = "doctor"  # check the tree, print what train would run
 
 
 # Inside the platform's SIGKILL windows: training jobs get 120 s after
 # SIGTERM, endpoints 30 s, `docker stop` 10 s. The margin leaves time to kill,
 # drain the logs and write the outcome.
-DEFAULT_STOP_TIMEOUT = {Mode.TRAIN: 110.0, Mode.SERVE: 25.0, Mode.RUN: 8.0}
+DEFAULT_STOP_TIMEOUT = {Mode.TRAIN: 110.0, Mode.SERVE: 25.0, Mode.RUN: 8.0, Mode.DOCTOR: 0.0}
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,9 @@ class Settings:
     progress_interval: float = 5.0
     max_record_bytes: int = 256 * 1024
     metrics: tuple[tuple[str, str], ...] = ()  # (name, regex) pairs
+    hyperparameters: tuple[tuple[str, str], ...] = ()  # local runs: --hp KEY=VALUE
+    channels: tuple[tuple[str, str], ...] = ()  # local runs: --channel NAME=PATH
+    host_wait: float = 15 * 60.0  # multi-host: how long the other hosts may take to resolve
 
 
 def default_root(environ: Mapping[str, str]) -> str:

@@ -1,0 +1,227 @@
+"""`sm-entry train`: the SageMaker training contract, end to end.
+
+Prepare the /opt/ml tree and the environment exactly as the training
+toolkit does, deliver the code, wait for the other hosts, install
+requirements, run the program under the process core, and leave
+`output/success` or a useful `output/failure`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from supervisor import errors, failure, outcome
+from supervisor.layout import Layout
+from supervisor.process import ChildResult, ChildSpec, Supervisor
+from supervisor.settings import Settings
+
+if TYPE_CHECKING:
+    from supervisor.config import TrainingConfig
+
+OutputFactory = Callable[[Sequence[Any]], Any]  # observers -> ChildOutput
+REQUIREMENTS = "requirements.txt"
+
+
+class Training:
+    """One training job: the steps in order, each a method."""
+
+    def __init__(self, settings: Settings, environ: Mapping[str, str], supervisor: Supervisor,
+                 log: Any, make_output: OutputFactory, fields: dict[str, Any]) -> None:
+        self.settings = settings
+        self.environ = environ
+        self.supervisor = supervisor
+        self.log = log
+        self.make_output = make_output
+        self.fields = fields
+        self.layout = Layout(settings.root)
+
+    def run(self) -> int:
+        try:
+            return self._run()
+        except errors.EntryError as exc:
+            self.log.error(exc.message, exit_code=exc.exit_code)
+            self._fail(exc.message)
+            return exc.exit_code
+
+    def _run(self) -> int:
+        from supervisor import distributed, localtree, program, sourcedir
+
+        layout = self.layout
+        self._prepare_tree()
+        if self.settings.hyperparameters or self.settings.channels:
+            localtree.fill(layout, self.settings.hyperparameters, self.settings.channels)
+        cfg = read_config(layout)
+        self.fields["host"] = str(cfg.resource_config.get("current_host") or self.fields["host"])
+        submit = submit_directory(cfg, self.environ)
+        if submit:
+            done = sourcedir.deliver(submit, layout.code_dir)
+            self.log.info("code delivered" if done else "code already in the image; submit "
+                          "directory not used", source=submit, code_dir=layout.code_dir,
+                          action=done)
+        job = plan(self.settings, self.environ, cfg)
+        env, argv = job.env, job.command()
+        self.log.info("training job", hosts=job.hosts, current_host=job.current_host,
+                      master=job.master, num_cpus=job.num_cpus, num_gpus=job.num_gpus,
+                      program=argv[0])
+        if len(job.hosts) > 1:
+            distributed.wait_for_hosts(job.hosts, self.settings.host_wait, self.log,
+                                       self.supervisor.loop.time, self._sleep)
+        requirements = os.path.join(layout.code_dir, REQUIREMENTS)
+        if os.path.isfile(requirements):
+            self._install([program.python_command(env), "-m", "pip", "install", "-r", REQUIREMENTS],
+                          env, f"pip install -r {REQUIREMENTS}")
+        if job.install_package:
+            self._install([program.python_command(env), "-m", "pip", "install", "."],
+                          env, "pip install . (the code directory's package)")
+        return self._run_program(argv, env)
+
+    def _prepare_tree(self) -> None:
+        """The directories the program writes to; no outcome file left from an earlier run."""
+        layout = self.layout
+        for directory in (layout.model_dir, layout.output_data_dir,
+                          layout.output_intermediate_dir, layout.code_dir):
+            try:
+                os.makedirs(directory, exist_ok=True)
+            except OSError as exc:
+                raise errors.SetupError(f"cannot create {directory}: {exc.strerror}") from None
+        for stale in (layout.failure_file, layout.success_file):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(stale)
+
+    def _sleep(self, seconds: float) -> bool:
+        """Wait in the event loop, so a stop signal ends the wait at once."""
+        if self.supervisor.stop_signal is not None:
+            return False
+        loop = self.supervisor.loop
+        timer = loop.call_later(seconds, loop.stop)
+        self.supervisor.stop_listeners.append(loop.stop)
+        try:
+            loop.run_forever()
+        finally:
+            timer.cancel()
+            self.supervisor.stop_listeners.remove(loop.stop)
+        return self.supervisor.stop_signal is None
+
+    def _install(self, argv: list[str], env: dict[str, str], what: str) -> None:
+        tail = failure.StderrTail()
+        result = self._child(argv, env, "requirements", tail)
+        if result.exit_code == 0:
+            return
+        if not result.started or result.stop_signal is not None:
+            raise errors.SetupError(f"stopped during {what}")
+        lines = [line for line in tail.lines if line.strip()][-6:]
+        detail = "\n".join(lines)
+        raise errors.SetupError(f"{what} failed with exit code {result.exit_code}"
+                                + (f":\n{detail}" if detail else ""))
+
+    def _child(self, argv: list[str], env: dict[str, str], name: str,
+               tail: failure.StderrTail) -> ChildResult:
+        spec = ChildSpec(argv=argv, env=env, cwd=self.layout.code_dir, name=name,
+                         output=self.make_output([tail]))
+        return self.supervisor.run(spec)
+
+    def _run_program(self, argv: list[str], env: dict[str, str]) -> int:
+        tail = failure.StderrTail()
+        result = self._child(argv, env, "program", tail)
+        if not result.started:
+            self._fail("the job was stopped before the training program started")
+            return result.exit_code
+        if result.exit_code == outcome.EXIT_OK:
+            self._succeed()
+            return outcome.EXIT_OK
+        reason = failure.describe(
+            program=os.path.basename(argv[1] if len(argv) > 1 and argv[0].endswith(
+                ("python", "python3", "sh")) else argv[0]),
+            exit_code=result.exit_code,
+            died_of=result.signal,
+            stop_signal=result.stop_signal,
+            killed_after_grace=result.killed_after_grace,
+            stop_timeout=self.settings.stop_timeout,
+            tail=tail,
+        )
+        if not self._fail(reason):
+            self.log.info("the program wrote its own failure file; kept",
+                          path=self.layout.failure_file)
+        return result.exit_code
+
+    def _succeed(self) -> None:
+        with contextlib.suppress(OSError), open(self.layout.success_file, "w"):
+            pass
+
+    def _fail(self, reason: str) -> bool:
+        try:
+            return failure.write_failure(self.layout.failure_file, reason)
+        except OSError as exc:
+            self.log.error("cannot write the failure file", path=self.layout.failure_file,
+                           error=exc.strerror)
+            return False
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a training job will run, with which environment; computed without side effects."""
+
+    hosts: list[str]
+    current_host: str
+    master: str
+    num_cpus: int
+    num_gpus: int
+    env: dict[str, str]
+    program: list[str]
+    user_args: list[str]
+    install_package: bool
+    submit_directory: str | None
+    config_sources: dict[str, str | None]
+
+    def command(self) -> list[str]:
+        return [*self.program, *self.user_args]
+
+
+def read_config(layout: Layout) -> TrainingConfig:
+    from supervisor import config
+
+    return config.load(layout)
+
+
+def submit_directory(cfg: TrainingConfig, environ: Mapping[str, str]) -> str | None:
+    from supervisor import hyperparameters, sourcedir
+
+    _, _, consumed = hyperparameters.split(hyperparameters.decode(cfg.hyperparameters))
+    return sourcedir.submit_directory(consumed, dict(environ))
+
+
+def plan(settings: Settings, environ: Mapping[str, str],
+         cfg: TrainingConfig | None = None) -> Plan:
+    """Read the tree and decide everything: the toolkit's environment, the program, its args."""
+    from supervisor import environment, program
+
+    layout = Layout(settings.root)
+    cfg = cfg or read_config(layout)
+    resources = environment.detect_resources(
+        str(cfg.resource_config.get("current_instance_type") or "local"))
+    env = {**environ, **environment.training_env(cfg, layout, environ, resources)}
+    argv, install_package = program.training_command(
+        settings.command, environment.user_entry_point(cfg, environ), layout.code_dir, env,
+        settings.own_executable)
+    return Plan(
+        hosts=[str(host) for host in cfg.resource_config.get("hosts") or []],
+        current_host=str(cfg.resource_config.get("current_host") or ""),
+        master=environment.master_host(cfg),
+        num_cpus=resources.num_cpus,
+        num_gpus=resources.num_gpus,
+        env=env,
+        program=argv,
+        user_args=environment.user_args(cfg),
+        install_package=install_package,
+        submit_directory=submit_directory(cfg, environ),
+        config_sources=dict(cfg.sources),
+    )
+
+
+def run(settings: Settings, environ: Mapping[str, str], supervisor: Supervisor, log: Any,
+        make_output: OutputFactory, fields: dict[str, Any]) -> int:
+    return Training(settings, environ, supervisor, log, make_output, fields).run()

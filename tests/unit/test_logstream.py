@@ -1,0 +1,191 @@
+"""Framing: bytes in, records out (no clock, no I/O)."""
+
+import os
+
+import orjson
+import pytest
+
+from supervisor.logstream import (
+    DEFAULT_MAX_RECORD_BYTES,
+    LineFramer,
+    Lines,
+    Record,
+    complete_prefix_length,
+    escaped_size,
+    split_bytes,
+)
+
+
+def frame(chunks, framer=None, close=True, step=0.0):
+    framer = framer or LineFramer()
+    items, now = [], 0.0
+    for chunk in chunks:
+        items += framer.feed(chunk, now)
+        now += step
+    if close:
+        items += framer.close()
+    return items
+
+
+def flat(items):
+    """Items as (kind, text) pairs, ordinary lines one by one."""
+    out = []
+    for item in items:
+        if isinstance(item, Lines):
+            out += [("line", line) for line in item.text.split("\n")]
+        else:
+            out.append((item.kind, item.text))
+    return out
+
+
+TRACEBACK = (
+    "Traceback (most recent call last):\n"
+    '  File "train.py", line 9, in <module>\n'
+    "    main()\n"
+    '  File "train.py", line 5, in main\n'
+    '    raise ValueError("bad learning rate: -1")\n'
+    "ValueError: bad learning rate: -1"
+)
+CHAINED = (
+    "Traceback (most recent call last):\n"
+    '  File "a.py", line 2, in <module>\n'
+    "    {}['k']\n"
+    "KeyError: 'k'\n"
+    "\n"
+    "During handling of the above exception, another exception occurred:\n"
+    "\n"
+    "Traceback (most recent call last):\n"
+    '  File "a.py", line 4, in <module>\n'
+    "    raise RuntimeError('wrapped')\n"
+    "RuntimeError: wrapped"
+)
+
+
+def test_plain_lines_come_out_in_order_as_one_block():
+    assert [("line", "a"), ("line", "b"), ("line", "c")] == flat(frame([b"a\nb\n", b"c\n"]))
+
+
+def test_final_partial_line_is_emitted_at_close():
+    assert [("line", "a"), ("line", "tail")] == flat(frame([b"a\ntail"]))
+
+
+def test_empty_lines_are_kept():
+    assert [("line", "a"), ("line", ""), ("line", "b")] == flat(frame([b"a\n\nb\n"]))
+
+
+@pytest.mark.parametrize("text", [TRACEBACK, CHAINED], ids=["traceback", "chained"])
+def test_traceback_becomes_one_record(text):
+    data = f"before\n{text}\nafter\n".encode()
+    assert [("line", "before"), ("traceback", text), ("line", "after")] == flat(frame([data]))
+
+
+@pytest.mark.parametrize("text", [TRACEBACK, CHAINED], ids=["traceback", "chained"])
+def test_traceback_written_line_by_line_becomes_one_record(text):
+    chunks = [line.encode() + b"\n" for line in text.split("\n")] + [b"next\n"]
+    assert [("traceback", text), ("line", "next")] == flat(frame(chunks))
+
+
+def test_traceback_at_end_of_stream_is_closed_by_idle_time():
+    framer = LineFramer(group_idle=0.2)
+    items = framer.feed((TRACEBACK + "\n").encode(), now=10.0)
+    assert [] == items
+    assert 10.2 == pytest.approx(framer.next_deadline())
+    assert [] == framer.release_due(10.1)
+    assert [("traceback", TRACEBACK)] == flat(framer.release_due(10.25))
+
+
+def test_two_unrelated_tracebacks_are_two_records():
+    data = f"{TRACEBACK}\n{TRACEBACK}\n".encode()
+    assert [("traceback", TRACEBACK), ("traceback", TRACEBACK)] == flat(frame([data]))
+
+
+def test_blank_line_after_a_traceback_is_not_part_of_it():
+    data = f"{TRACEBACK}\n\nok\n".encode()
+    assert [("traceback", TRACEBACK), ("line", ""), ("line", "ok")] == flat(frame([data]))
+
+
+def test_java_stack_trace_is_one_group():
+    trace = "java.lang.IllegalStateException: boom\n\tat a.B.c(B.java:10)\n\tat a.B.main(B.java:3)"
+    assert [("group", trace), ("line", "done")] == flat(frame([f"{trace}\ndone\n".encode()]))
+
+
+def test_indented_continuation_arriving_in_a_later_read_joins_its_line():
+    chunks = [b"header\n", b"  detail 1\n", b"  detail 2\nnext\n"]
+    assert [("group", "header\n  detail 1\n  detail 2"), ("line", "next")] == flat(frame(chunks))
+
+
+def test_progress_updates_become_a_few_records_ending_with_the_final_state():
+    framer = LineFramer(progress_interval=5.0)
+    items = []
+    for i in range(10000):
+        items += framer.feed(f"\r{i / 100:6.2f}% |{'#' * (i // 500)}".encode(), now=i * 0.0001)
+    items += framer.feed(b"\n", now=1.0)
+    texts = flat(items)
+    assert 2 <= len(texts) <= 5
+    assert ("progress", f"{9999 / 100:6.2f}% |{'#' * 19}") == texts[-1]
+    assert all(kind == "progress" for kind, _ in texts)
+
+
+def test_progress_state_is_released_after_the_interval_while_the_bar_runs():
+    framer = LineFramer(progress_interval=5.0)
+    assert [("progress", "1%")] == flat(framer.feed(b"\r1%", now=0.0))
+    assert [] == framer.feed(b"\r2%", now=1.0)
+    assert 5.0 == framer.next_deadline()
+    assert [("progress", "2%")] == flat(framer.release_due(5.0))
+
+
+def test_carriage_return_line_endings_are_stripped():
+    assert [("line", "a"), ("line", "b")] == flat(frame([b"a\r\nb\r\n"]))
+
+
+def test_invalid_utf8_is_replaced_not_fatal():
+    items = frame([b"ok \xff\xfe end\n\xc3\n"])
+    assert [("line", "ok \ufffd\ufffd end"), ("line", "\ufffd")] == flat(items)
+
+
+def test_multibyte_character_split_across_reads_survives():
+    data = "é✓😀\n".encode()
+    assert [("line", "é✓😀")] == flat(frame([bytes([b]) for b in data]))
+
+
+@pytest.mark.parametrize("line", [
+    b"x" * (10 * 1024 * 1024),
+    "é✓😀".encode() * 800_000,
+    b"\x01\"\\" * 400_000,
+    bytes(b for b in os.urandom(3 * 1024 * 1024) if b not in (10, 13)),
+], ids=["ascii", "multibyte", "escapes", "random"])
+def test_long_line_is_split_into_parts_that_fit_and_reassemble(line):
+    framer = LineFramer()
+    items = []
+    for start in range(0, len(line), 65536):
+        items += framer.feed(line[start:start + 65536], 0.0)
+        assert len(framer._carry) < 2 * DEFAULT_MAX_RECORD_BYTES  # memory stays bounded
+    items += framer.feed(b"\n", 0.0) + framer.close()
+    assert all(isinstance(i, Record) and i.kind == "part" for i in items)
+    assert list(range(1, len(items) + 1)) == [i.part for i in items]
+    assert [0] * (len(items) - 1) + [len(items)] == [i.parts for i in items]
+    assert all(len(orjson.dumps(i.text)) + 300 <= DEFAULT_MAX_RECORD_BYTES for i in items)
+    assert line.decode("utf-8", "replace") == "".join(i.text for i in items)
+
+
+@pytest.mark.parametrize("text", ["plain", 'q"b\\', "é✓"])
+def test_escaped_size_counts_what_orjson_writes(text):
+    assert len(orjson.dumps(text)) - 2 == escaped_size(text.encode())
+
+
+def test_escaped_size_never_undercounts_control_characters():
+    text = "".join(map(chr, range(32)))
+    assert len(orjson.dumps(text)) - 2 <= escaped_size(text.encode())
+
+
+def test_split_bytes_never_cuts_a_character():
+    pieces = split_bytes(("é" * 1000).encode(), 101)
+    assert all(piece.decode() for piece in pieces)
+    assert "é" * 1000 == b"".join(pieces).decode()
+
+
+@pytest.mark.parametrize(("data", "expected"), [
+    (b"abc", 3), (b"ab\xc3", 2), (b"ab\xe2\x9c", 2), (b"ab\xe2\x9c\x93", 5), (b"\xf0\x9f\x98", 0),
+])
+def test_complete_prefix_length(data, expected):
+    assert expected == complete_prefix_length(data)
