@@ -106,7 +106,7 @@ def worker(raw_out):
     try:
         from sagemaker_training import entry_point, environment, process
     except Exception as e:
-        result["import_error"] = "%s: %s" % (type(e).__name__, e)
+        result["import_error"] = f"{type(e).__name__}: {e}"
         _dump(result, raw_out)
         return
 
@@ -121,7 +121,7 @@ def worker(raw_out):
     try:
         env = environment.Environment()
     except Exception as e:
-        result["environment_error"] = "%s: %s" % (type(e).__name__, e)
+        result["environment_error"] = f"{type(e).__name__}: {e}"
     else:
         result["argv"] = env.to_cmd_args()
         sm = env.to_env_vars()
@@ -286,14 +286,14 @@ def record_case(name):
             )
         if not os.path.exists(raw):
             sys.stderr.write(open(log).read())
-            raise SystemExit("worker for %s failed (rc=%s)" % (name, rc))
+            raise SystemExit(f"worker for {name} failed (rc={rc})")
         with open(raw) as f:
             data = json.load(f)
     finally:
         pass
 
     expected = {
-        "toolkit": "sagemaker-training==%s" % TOOLKIT_VERSION,
+        "toolkit": f"sagemaker-training=={TOOLKIT_VERSION}",
         "description": case.get("description", ""),
         "patched": PATCHED,
     }
@@ -368,6 +368,14 @@ def main(argv):
     if argv[:1] == ["--worker"]:
         worker(argv[1])
         return 0
+    try:
+        from importlib.metadata import version
+
+        found = version("sagemaker-training")
+    except Exception:
+        found = None
+    if found != TOOLKIT_VERSION:
+        sys.exit(f"needs sagemaker-training=={TOOLKIT_VERSION} in this interpreter, found {found} (see README.md)")
     check = "--check" in argv
     names = [a for a in argv if not a.startswith("--")] or sorted(
         d for d in os.listdir(CASES) if os.path.isdir(os.path.join(CASES, d))
