@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
-# `make demo`: run the example training job end to end through the built
-# binary, on a copy of the example /opt/ml tree, and show the model it wrote.
+# `make demo`: a SageMaker training job end to end through the built binary:
+# a copy of the example /opt/ml tree (examples/opt_ml: hyperparameters, one
+# host, a `train` channel), the example script delivered as the submit
+# directory (examples/train), then the model file it wrote.
 set -euo pipefail
 binary=$(realpath "${1:-dist/sm-entry}")
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(mktemp -d)
 trap 'rm -rf "$root"' EXIT
 cp -r "$here/opt_ml/." "$root/"
-echo "== sm-entry train on $root (example: examples/train/train.py)"
-"$binary" --root "$root" --log-format text train -- \
-    python3 "$here/train/train.py" --epochs 40 --learning-rate 0.1 \
-    --model-dir "$root/model" --train "$root/input/data/train"
+echo "== sm-entry --root $root train   (program: train.py from examples/train)"
+SAGEMAKER_SUBMIT_DIRECTORY="$here/train" "$binary" --root "$root" --log-format text train
+echo "== $root/output: $(ls "$root/output" | tr "\n" " ")"
 echo "== $root/model/model.json"
 cat "$root/model/model.json"

@@ -14,3 +14,8 @@ def sm_entry(request) -> list[str]:
     if request.param == "source":
         return list(SOURCE_COMMAND)
     return [require_binary(STATIC_BINARY)]
+
+
+@pytest.fixture
+def static_only() -> str:
+    return require_binary(STATIC_BINARY)

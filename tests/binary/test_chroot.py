@@ -39,7 +39,7 @@ exec chroot {root} /usr/local/bin/sm-entry "$@"
 """
     return subprocess.run([unshare, "--mount", "--pid", "--fork", "--kill-child", "sh", "-c", script,
                            "sh", *argv], capture_output=True, timeout=60,
-                          env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "SM_ENTRY_LOG_FORMAT": "json"})
+                          env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "SM_ENTRY_LOG_FORMAT": "raw"})
 
 
 def test_version_and_a_busybox_command_run_with_only_proc_and_tmp(image):

@@ -17,6 +17,7 @@ from tests.support import (
 )
 
 BINARIES = {"static": STATIC_BINARY, "dynamic": DYNAMIC_BINARY}
+RAW = {"PATH": "/usr/bin:/bin", "SM_ENTRY_LOG_FORMAT": "raw"}  # the child's bytes, unwrapped
 
 
 @pytest.fixture(params=sorted(BINARIES))
@@ -38,7 +39,7 @@ def parse_env0(data: bytes) -> dict[str, str]:
 def test_child_environment_is_exactly_what_sm_entry_was_given(binary, tmp_path, ld_library_path,
                                                                user_tmpdir):
     env = {"PATH": "/usr/bin:/bin", "HOME": "/root", "LANG": "C.UTF-8", "FOO": "bar baz",
-           "SM_ENTRY_LOG_FORMAT": "json"}
+           "SM_ENTRY_LOG_FORMAT": "raw"}
     if ld_library_path is not None:
         env["LD_LIBRARY_PATH"] = ld_library_path
     if user_tmpdir:
@@ -52,7 +53,7 @@ def test_child_environment_is_exactly_what_sm_entry_was_given(binary, tmp_path, 
 
 def test_system_python_child_loads_nothing_from_our_bundle(binary):
     code = "import ssl, sys; sys.stdout.write(open('/proc/self/maps').read())"
-    result = run([binary, SYSTEM_PYTHON, "-c", code], {"PATH": "/usr/bin:/bin"})
+    result = run([binary, SYSTEM_PYTHON, "-c", code], RAW)
     assert 0 == result.returncode, result.stderr
     maps = result.stdout.decode()
     assert "libssl" in maps  # the child really loaded its own libssl
@@ -68,7 +69,7 @@ def status_fields(text: str) -> dict[str, str]:
 def test_child_signal_mask_and_dispositions_are_as_without_us(binary):
     probe = ["grep", "-E", "^Sig(Blk|Ign)", "/proc/self/status"]
     direct = run(probe, {"PATH": "/usr/bin:/bin"})
-    under_us = run([binary, *probe], {"PATH": "/usr/bin:/bin"})
+    under_us = run([binary, *probe], RAW)
     assert 0 == under_us.returncode, under_us.stderr
     assert status_fields(direct.stdout.decode()) == status_fields(under_us.stdout.decode())
 
@@ -78,7 +79,7 @@ def test_non_root_user_runs_the_static_binary(tmp_path):
     require_root()
     setpriv = require_tool("setpriv")
     os.chmod(tmp_path, 0o777)
-    env = {"PATH": "/usr/bin:/bin", "TMPDIR": str(tmp_path)}
+    env = {**RAW, "TMPDIR": str(tmp_path)}
     result = run([setpriv, "--reuid=65534", "--regid=65534", "--clear-groups",
                   static, "--", "id", "-u"], env)
     assert 0 == result.returncode, result.stderr

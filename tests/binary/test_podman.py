@@ -121,7 +121,8 @@ while :; do sleep 0.1; done
 
 
 def test_run_works_in_scratch_image_without_tmp(podman):
-    _, result = podman.run("--rm", podman.image, "sh", "-c", "echo hello; ls -d /tmp")
+    _, result = podman.run("--rm", podman.image, "--log-format", "raw", "sh", "-c",
+                           "echo hello; ls -d /tmp")
     assert 0 == result.returncode, result.stderr
     assert ["hello", "/tmp"] == result.stdout.split()
 
@@ -172,7 +173,7 @@ def test_stop_kills_a_child_ignoring_term_after_our_stop_timeout(podman):
 
 def test_non_root_user_with_exec_tmpfs(podman):
     _, result = podman.run("--rm", "--user", "65534", "--tmpfs", "/tmp:rw,exec,mode=1777",
-                           podman.image, "sh", "-c", "id -u")
+                           podman.image, "--log-format", "raw", "sh", "-c", "id -u")
     assert 0 == result.returncode, result.stderr
     assert "65534" == result.stdout.strip()
 
@@ -184,7 +185,8 @@ def test_non_root_user_without_any_tmp_gets_the_clear_error(podman):
 
 
 def test_read_only_root_with_exec_tmpfs(podman):
-    _, result = podman.run("--rm", "--read-only", podman.image, "sh", "-c", "echo ok")
+    _, result = podman.run("--rm", "--read-only", podman.image, "--log-format", "raw", "sh", "-c",
+                           "echo ok")
     assert 0 == result.returncode, result.stderr
     assert "ok" == result.stdout.strip()
 

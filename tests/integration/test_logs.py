@@ -1,6 +1,7 @@
 """The child's output relayed as records: nothing lost, framed, valid JSON."""
 
 import json
+import os
 import re
 import subprocess
 import time
@@ -172,3 +173,27 @@ def test_bad_metric_definitions_are_usage_errors(sm_entry, value):
     result = run(sm_entry, "--metric", value, "true")
     assert 2 == result.returncode
     assert 1 == len(result.stderr.strip().splitlines())
+
+
+def test_full_disk_on_our_stdout_does_not_hurt_the_child(sm_entry):
+    with open("/dev/full", "wb") as full:
+        result = subprocess.run([*sm_entry, "sh", "-c", "echo one; echo two; exit 5"], stdout=full,
+                                stderr=subprocess.PIPE, timeout=60,
+                                env={"PATH": "/usr/bin:/bin", "SM_ENTRY_LOG_FORMAT": "json"})
+    assert 5 == result.returncode
+    lost = [r for r in records(result.stderr) if r.get("msg") == "output lost"]
+    assert 1 == len(lost) and "No space left on device" in lost[0]["error"]
+
+
+def test_closed_stdout_pipe_does_not_hurt_the_child(sm_entry):
+    reader, writer = os.pipe()
+    os.close(reader)
+    try:
+        result = subprocess.run([*sm_entry, "sh", "-c", "sleep 0.2; seq 1000; exit 6"], stdout=writer,
+                                stderr=subprocess.PIPE, timeout=60,
+                                env={"PATH": "/usr/bin:/bin", "SM_ENTRY_LOG_FORMAT": "json"})
+    finally:
+        os.close(writer)
+    assert 6 == result.returncode
+    assert any(r.get("msg") == "output lost" and "Broken pipe" in r["error"]
+               for r in records(result.stderr))
