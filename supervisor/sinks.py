@@ -58,7 +58,7 @@ def format_timestamp(now: float) -> str:
     second = int(now)
     if _ts_cache[0] != second:
         _ts_cache = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
-    return f"{_ts_cache[1]}.{int((now - second) * 1000):03d}Z"
+    return f"{_ts_cache[1]}.{min(999, round((now - second) * 1000)):03d}Z"
 
 
 # Child records ---------------------------------------------------------------

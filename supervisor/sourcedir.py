@@ -70,10 +70,10 @@ def check_member(member: tarfile.TarInfo, dest: str) -> str | None:
     target = os.path.realpath(os.path.join(dest, name))
     if not _inside(dest, target):
         return "path outside the code directory"
-    if member.isdev():
-        return "device file"
     if member.isfifo():
         return "named pipe"
+    if member.isdev():
+        return "device file"
     if member.issym():
         link = member.linkname
         if os.path.isabs(link):

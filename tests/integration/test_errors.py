@@ -46,3 +46,14 @@ def test_not_executable_is_126(sm_entry, tmp_path, make, needle):
 def test_help_and_version(sm_entry):
     assert "Examples:" in run(sm_entry, "--help").stdout
     assert "sm-entry 0.1.0" == run(sm_entry, "--version").stdout.strip()
+
+
+def test_console_script_is_the_same_cli():
+    import sys
+    from pathlib import Path
+
+    script = Path(sys.executable).with_name("sm-entry")
+    if not script.exists():
+        pytest.skip("sm-entry console script not installed in this environment (pip install .)")
+    result = subprocess.run([str(script), "--version"], capture_output=True, text=True, timeout=60)
+    assert "sm-entry 0.1.0" == result.stdout.strip()
