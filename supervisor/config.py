@@ -10,7 +10,7 @@ environment depends on them (dict order, raw non-string values).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,34 +42,34 @@ class TrainingConfig:
 
 def load(layout: Layout) -> TrainingConfig:
     """Read and check hyperparameters.json, resourceconfig.json, inputdataconfig.json."""
-    hp_path = layout.config_file(HYPERPARAMETERS_FILE)
-    hyperparameters = read_object(hp_path)
-    if hyperparameters is not None:
-        check_hyperparameters(hp_path, hyperparameters)
-
-    rc_path = layout.config_file(RESOURCE_CONFIG_FILE)
-    resource_config = read_object(rc_path)
-    if resource_config is None:
-        rc_path = layout.config_file(RESOURCE_CONFIG_FILE_CAPITAL)
-        resource_config = read_object(rc_path)
-    if resource_config is not None:
-        check_resource_config(rc_path, resource_config)
-
-    idc_path = layout.config_file(INPUT_DATA_CONFIG_FILE)
-    input_data_config = read_object(idc_path)
-    if input_data_config is not None:
-        check_input_data_config(idc_path, input_data_config)
-
+    hyperparameters, hp_path = _read_first(layout, [HYPERPARAMETERS_FILE], check_hyperparameters)
+    resource_config, rc_path = _read_first(
+        layout, [RESOURCE_CONFIG_FILE, RESOURCE_CONFIG_FILE_CAPITAL], check_resource_config)
+    input_data_config, idc_path = _read_first(
+        layout, [INPUT_DATA_CONFIG_FILE], check_input_data_config)
     return TrainingConfig(
         hyperparameters={} if hyperparameters is None else hyperparameters,
         resource_config=default_resource_config() if resource_config is None else resource_config,
         input_data_config={} if input_data_config is None else input_data_config,
         sources={
-            "hyperparameters": hp_path if hyperparameters is not None else None,
-            "resource_config": rc_path if resource_config is not None else None,
-            "input_data_config": idc_path if input_data_config is not None else None,
+            "hyperparameters": hp_path,
+            "resource_config": rc_path,
+            "input_data_config": idc_path,
         },
     )
+
+
+def _read_first(
+    layout: Layout, names: list[str], check: Callable[[str, Mapping[str, Any]], None]
+) -> tuple[dict[str, Any] | None, str | None]:
+    """The first of `names` that exists, checked, and its path; (None, None) when none does."""
+    for name in names:
+        path = layout.config_file(name)
+        value = read_object(path)
+        if value is not None:
+            check(path, value)
+            return value, path
+    return None, None
 
 
 def read_object(path: str) -> dict[str, Any] | None:

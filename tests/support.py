@@ -119,6 +119,16 @@ class Run:
             self.proc.wait()
 
 
+def signal_when_ready(proc: Run, signum: int, ready: str = "ready") -> int:
+    """Wait for the `ready` line, send `signum`, and return the exit code."""
+    try:
+        proc.wait_for_line(ready)
+        proc.kill(signum)
+        return proc.wait()
+    finally:
+        proc.close()
+
+
 def children_of(pid: int) -> list[int]:
     try:
         text = Path(f"/proc/{pid}/task/{pid}/children").read_text()

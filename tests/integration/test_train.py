@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import REPO, Pid1, Run, require_root, require_tool
+from tests.support import REPO, Pid1, Run, require_root, require_tool, signal_when_ready
 
 EXAMPLE = REPO / "examples"
 
@@ -175,12 +175,7 @@ def test_stop_timeout_kill_is_explained(sm_entry, tmp_path):
     script = "trap '' TERM; echo ready; while :; do sleep 0.1; done"
     proc = Run([*sm_entry, "--root", str(root), "--stop-timeout", "1", "train", "--", "sh", "-c", script],
                env=env())
-    try:
-        proc.wait_for_line("ready")
-        proc.kill(signal.SIGTERM)
-        assert 137 == proc.wait()
-    finally:
-        proc.close()
+    assert 137 == signal_when_ready(proc, signal.SIGTERM)
     reason = failure(root)
     assert "SIGTERM" in reason and "stop timeout" in reason and "killed it with SIGKILL" in reason
 
@@ -297,12 +292,7 @@ while True:
 def test_sigterm_as_pid1_reaches_the_script_which_checkpoints_and_succeeds(static_only, tmp_path):
     root = make_tree(tmp_path / "ml", code={"train.py": CHECKPOINT})
     proc = Pid1([static_only, "--root", str(root), "train"], env=env(SAGEMAKER_PROGRAM="train.py"))
-    try:
-        proc.wait_for_line("ready")
-        proc.kill(signal.SIGTERM)
-        assert 0 == proc.wait()
-    finally:
-        proc.close()
+    assert 0 == signal_when_ready(proc, signal.SIGTERM)
     assert "epoch 7" == (root / "model" / "checkpoint").read_text()
     assert (root / "output" / "success").exists() and not (root / "output" / "failure").exists()
 
