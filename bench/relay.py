@@ -19,6 +19,7 @@ import json
 import os
 import random
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -287,8 +288,8 @@ def _open(fd: int, flags: int) -> tuple[Any, ...]:
     return (os.POSIX_SPAWN_OPEN, fd, "/dev/null", flags, 0)
 
 
-def _cpu(usage: Any) -> float:
-    return float(usage.ru_utime + usage.ru_stime)
+def _cpu(usage: resource.struct_rusage) -> float:
+    return usage.ru_utime + usage.ru_stime
 
 
 def _read_clock(path: Path, spawned_ns: int) -> tuple[int | None, int | None]:
@@ -380,21 +381,23 @@ def measure(
 
 
 # --------------------------------------------------------------------------------------------
-# One more json run, untimed: count and check the output, sample the process tree's memory
+# Two more json runs, untimed: the process tree's memory, then the output checked
 # --------------------------------------------------------------------------------------------
+
+DEPTHS = {
+    0: "staticx's bootloader",
+    1: "PyInstaller's bootloader",
+    2: "Python (the supervisor)",
+    3: "the writer",
+}
 
 
 @dataclass
-class Check:
-    lines: int = 0
-    size: int = 0  # bytes
-    first: bytes = b""
-    last: bytes = b""
-    events: list[dict[str, Any]] = field(default_factory=list)
-    peak_kib: dict[int, int] = field(default_factory=dict)  # depth in the tree -> VmHWM
-    names: dict[int, str] = field(default_factory=dict)  # depth -> process name
+class Memory:
+    """VmHWM (peak RSS) of each process of the tree, by depth: see DEPTHS."""
+
+    peak_kib: dict[int, int] = field(default_factory=dict)
     samples: int = 0
-    problems: list[str] = field(default_factory=list)
     code: int = -1
 
     @property
@@ -403,36 +406,18 @@ class Check:
 
     def as_json(self) -> dict[str, Any]:
         return {
-            "stdout_lines": self.lines,
-            "stdout_bytes": self.size,
-            "stderr_events": [event.get("msg") for event in self.events],
-            "exit_code": self.code,
-            "problems": self.problems,
-            "peak_rss_kib_by_depth": {
-                f"{depth} {self.names.get(depth, '?')}": kib
-                for depth, kib in sorted(self.peak_kib.items())
+            "peak_rss_kib": {
+                DEPTHS.get(depth, str(depth)): kib for depth, kib in sorted(self.peak_kib.items())
             },
-            "memory_samples": self.samples,
+            "samples": self.samples,
+            "exit_code": self.code,
         }
 
-
-F_SETPIPE_SZ = 1031
-
-
-def _drain(fd: int, check: Check) -> None:
-    """Count stdout's lines and bytes; keep the first and the last line."""
-    pending = b""
-    while chunk := os.read(fd, MIB):
-        check.lines += chunk.count(b"\n")
-        check.size += len(chunk)
-        if not check.first:
-            pending += chunk
-            if b"\n" in pending:
-                check.first = pending[: pending.index(b"\n") + 1]
-                pending = b""
-        tail = chunk[-4096:]
-        check.last = (check.last + tail)[-4096:]
-    os.close(fd)
+    def line(self) -> str:
+        return ", ".join(
+            f"{DEPTHS.get(depth, str(depth))} {kib / 1024:.1f}"
+            for depth, kib in sorted(self.peak_kib.items())
+        )
 
 
 def _status_kib(pid: int, key: str) -> int | None:
@@ -453,24 +438,87 @@ def _children(pid: int) -> list[int]:
         return []
 
 
-def _comm(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/comm") as handle:
-            return handle.read().strip()
-    except OSError:
-        return "?"
+def sample_tree(root: int, interval: float = 0.01) -> Memory:
+    """Every `interval` until `root` is reaped: the VmHWM of each process under it, by depth.
+
+    VmHWM only grows, so the last sample before a process exits holds its peak, less what it
+    grew in its last `interval`."""
+    memory = Memory()
+    while True:
+        done, status = os.waitpid(root, os.WNOHANG)
+        if done:
+            memory.code = os.waitstatus_to_exitcode(status)
+            return memory
+        level, depth = [root], 0
+        while level:
+            for pid in level:
+                peak = _status_kib(pid, "VmHWM")
+                if peak is not None:
+                    memory.peak_kib[depth] = max(memory.peak_kib.get(depth, 0), peak)
+            level = [child for pid in level for child in _children(pid)]
+            depth += 1
+        memory.samples += 1
+        time.sleep(interval)
 
 
-def check_json_run(binary: Path, writer: Writer, lines: int) -> Check:
-    """sm-entry --log-format json: stdout to a pipe we count, stderr to one we parse; every
-    10 ms the VmHWM of each process of the tree (0: staticx's bootloader, 1: PyInstaller's,
-    2: Python, the supervisor, 3: the writer)."""
+def _json_argv(binary: Path, writer: Writer, lines: int) -> list[str]:
+    return [str(binary), "--log-format", "json", *writer.argv, str(lines), str(WORK / "clock")]
+
+
+def memory_run(binary: Path, writer: Writer, lines: int) -> Memory:
+    """The json run as timed (std streams /dev/null), its process tree sampled."""
+    argv = _json_argv(binary, writer, lines)
+    quiet = [_open(0, os.O_RDONLY), _open(1, os.O_WRONLY), _open(2, os.O_WRONLY)]
+    return sample_tree(os.posix_spawn(argv[0], argv, os.environ, file_actions=quiet))
+
+
+@dataclass
+class Check:
+    lines: int = 0
+    size: int = 0  # bytes
+    first: bytes = b""
+    last: bytes = b""
+    events: list[dict[str, Any]] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    memory: Memory = field(default_factory=Memory)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "stdout_lines": self.lines,
+            "stdout_bytes": self.size,
+            "stderr_events": [event.get("msg") for event in self.events],
+            "problems": self.problems,
+            "memory": self.memory.as_json(),
+        }
+
+
+F_SETPIPE_SZ = 1031
+
+
+def _drain(fd: int, check: Check) -> None:
+    """Count stdout's lines and bytes; keep the first line and the last 4 KiB."""
+    pending = b""
+    while chunk := os.read(fd, MIB):
+        check.lines += chunk.count(b"\n")
+        check.size += len(chunk)
+        if not check.first:
+            pending += chunk
+            if b"\n" in pending:
+                check.first = pending[: pending.index(b"\n") + 1]
+                pending = b""
+        check.last = (check.last + chunk[-4096:])[-4096:]
+    os.close(fd)
+
+
+def check_run(binary: Path, writer: Writer, lines: int) -> Check:
+    """The json run with stdout to a pipe we count and stderr to one we parse (and its process
+    tree sampled too: the relay now waits for our reader, unlike with /dev/null)."""
     check = Check()
     out_read, out_write = os.pipe()
     err_read, err_write = os.pipe()
     with contextlib.suppress(OSError):
         fcntl.fcntl(out_read, F_SETPIPE_SZ, MIB)
-    argv = [str(binary), "--log-format", "json", *writer.argv, str(lines), str(WORK / "clock")]
+    argv = _json_argv(binary, writer, lines)
     actions = [
         _open(0, os.O_RDONLY),
         (os.POSIX_SPAWN_DUP2, out_write, 1),
@@ -486,22 +534,7 @@ def check_json_run(binary: Path, writer: Writer, lines: int) -> Check:
     ]
     for thread in threads:
         thread.start()
-    while True:
-        done, status = os.waitpid(root, os.WNOHANG)
-        if done:
-            check.code = os.waitstatus_to_exitcode(status)
-            break
-        level, depth = [root], 0
-        while level:
-            for pid in level:
-                peak = _status_kib(pid, "VmHWM")
-                if peak is not None:
-                    check.peak_kib[depth] = max(check.peak_kib.get(depth, 0), peak)
-                    check.names.setdefault(depth, _comm(pid))
-            level = [child for pid in level for child in _children(pid)]
-            depth += 1
-        check.samples += 1
-        time.sleep(0.01)
+    check.memory = sample_tree(root)
     for thread in threads:
         thread.join()
     for line in b"".join(stderr).splitlines():
@@ -525,8 +558,8 @@ def _verify(check: Check, lines: int) -> None:
     """N lines, all the same length (same ts width, same pid: a lost, doubled or merged
     line changes the total), the first and the last as written, sm-entry's events."""
     problems = check.problems
-    if check.code != 0:
-        problems.append(f"sm-entry exited {check.code}")
+    if check.memory.code != 0:
+        problems.append(f"sm-entry exited {check.memory.code}")
     if check.lines != lines:
         problems.append(f"{check.lines} stdout lines, expected {lines}")
     last = check.last.rstrip(b"\n").rsplit(b"\n", 1)[-1] + b"\n"
@@ -571,9 +604,9 @@ class RelayTarget:
     def line(self) -> str:
         sign = ">=" if self.at_least else "<="
         verdict = {True: "MET", False: "NOT MET", None: "n/a"}[self.met]
-        value = "n/a" if self.value is None else _number(self.value)
-        limit = _number(self.limit)
-        return f"  target: {self.what} {sign} {limit} {self.unit}: {value} -> {verdict}"
+        value = "n/a" if self.value is None else f"{_number(self.value)} {self.unit}"
+        limit = f"{_number(self.limit)} {self.unit}"
+        return f"  target: {self.what} {sign} {limit}: {value} -> {verdict}"
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -587,9 +620,7 @@ class RelayTarget:
 
 
 def _number(value: float) -> str:
-    if abs(value) >= 1e5:
-        return f"{value / 1e6:.2f} M"
-    return f"{value:.2f}".rstrip("0").rstrip(".") if value % 1 else f"{value:.0f}"
+    return f"{value / 1e6:.2f} M" if abs(value) >= 1e5 else f"{value:.1f}"
 
 
 @dataclass
@@ -600,6 +631,7 @@ class RelayResults:
     writer: Writer
     binary: Path
     cases: dict[str, CaseResult]
+    memory: Memory
     check: Check
     elapsed_s: float = 0.0
 
@@ -627,7 +659,7 @@ class RelayResults:
         return None if child is None or not alone else child / alone
 
     def targets(self) -> dict[str, RelayTarget]:
-        peak = self.check.python_peak_kib
+        peak = self.memory.python_peak_kib
         return {
             "json_lines_per_s": RelayTarget(
                 "json relay rate (excluding start-up)",
@@ -658,6 +690,10 @@ class RelayResults:
             "input_mb": self.input_mb,
             "writer": self.writer.kind,
             "binary": str(self.binary),
+            "binary_mtime": time.strftime(
+                "%Y-%m-%d %H:%M:%S", time.localtime(self.binary.stat().st_mtime)
+            ),
+            "cpus": os.cpu_count(),
             "runs": self.runs,
             "warmup": self.warmup,
             "cases": {key: result.as_json() for key, result in self.cases.items()},
@@ -672,6 +708,7 @@ class RelayResults:
                 }
                 for key in relayed
             },
+            "memory": self.memory.as_json(),
             "check": self.check.as_json(),
             "targets": {name: target.as_json() for name, target in self.targets().items()},
             "elapsed_s": round(self.elapsed_s, 1),
@@ -682,7 +719,7 @@ class RelayResults:
             f"{number}. Log relay throughput: {self.lines:,} distinct lines of {LINE_BYTES} bytes"
             f" ({self.input_mb:.1f} MB) from a {self.writer.kind} writer in 1 MiB writes",
             f"  {self.runs} runs per case after {self.warmup} warm-up round(s), all cases in"
-            " random order each round; medians. Every stdout and stderr is /dev/null",
+            " random order each round; medians; every stdout and stderr is /dev/null",
         ]
         rows = []
         for key in ("devnull", "cat", *FORMATS):
@@ -712,28 +749,24 @@ class RelayResults:
             "min ms",
             "M lines/s",
             "MB/s",
-            "M lines/s excl. start-up",
+            "net M lines/s",
             "writer ms",
-            "writer vs /dev/null",
+            "vs /dev/null",
             "CPU s",
         ]
         out.append(table(headers, rows))
-        out.append(
-            "  wall: spawn to every process reaped; lines/s and MB/s (of input): N / wall;"
-            " excl. start-up: N / (wall - wall of"
-        )
-        out.append(
-            "  `sm-entry --log-format F true`, the same binary's start-up and exit measured in"
-            " the same rounds); writer ms: the writer's"
-        )
-        out.append(
-            "  own CLOCK_MONOTONIC from main() to its last write() returning (written to a file"
-            " at exit; sm-entry's start-up is not in it);"
-        )
-        out.append(
+        out += [
+            "  wall: spawn to every process reaped. M lines/s and MB/s (of input): N / wall."
+            " net: excluding start-up,",
+            "    N / (wall - wall of `sm-entry --log-format F true`: the same binary's start-up"
+            " and exit, timed in the same rounds).",
+            "  writer ms: the writer's own CLOCK_MONOTONIC from main() to its last write()"
+            " returning, written to a file at exit",
+            "    (sm-entry's start-up is not in it); vs /dev/null: writer ms / writer ms of"
+            " `writer > /dev/null`.",
             "  CPU s: user+sys of every process of the pipeline (wait4), the writer's included;"
-            f" {os.cpu_count()} CPUs"
-        )
+            f" the machine has {os.cpu_count()} CPUs.",
+        ]
         out.append("")
         out.append("  sm-entry runs, where the wall time goes (ms, medians):")
         rows = []
@@ -762,10 +795,10 @@ class RelayResults:
         out.append(table(headers, rows, indent="    "))
         out.append(
             "    writer done -> reaped: what the relay still had to do once the writer's last"
-            " write() returned (up to 1 MiB left in the"
+            " write() returned (up to 1 MiB left in"
         )
         out.append(
-            "    pipe, its rendering and writing, the 'child exited' event), then sm-entry's"
+            "    the pipe, rendered and written; the 'child exited' event), then sm-entry's"
             " and the bootloaders' exit"
         )
         out.append("")
@@ -776,41 +809,29 @@ class RelayResults:
         if cat_ratio is not None:
             out.append(
                 f"    (for scale: through `cat` the writer takes {cat_ratio:.1f}x its /dev/null"
-                " time; any relay through a pipe pays the pipe)"
+                " time: any relay through a pipe pays for the pipe)"
             )
         out.append(f"  (relay section took {self.elapsed_s:.0f} s)")
         return out
 
     def _check_lines(self) -> list[str]:
         check = self.check
-        out = ["  check (one more json run, untimed; stdout to a pipe read by us):"]
         exited = next((e for e in check.events if e.get("msg") == "child exited"), {})
         record = len(check.first)
-        out.append(
-            f"    stdout: {check.lines:,} lines (N = {self.lines:,}), {check.size:,} bytes"
-            f" = {check.size / record if record else 0:,.0f} x {record}-byte records;"
-            f" stderr: {len(check.events)} sm-entry events"
-            f" ({', '.join(str(e.get('msg')) for e in check.events)});"
-            f" 'child exited' code {exited.get('code')}, duration_s {exited.get('duration_s')}"
-        )
         verdict = "OK" if not check.problems else "FAILED: " + "; ".join(check.problems)
-        out.append(
-            f"    first and last record's msg = lines 0 and N-1 as written, every record the"
-            f" same length: {verdict}"
-        )
-        peaks = ", ".join(
-            f"{depth}: {check.names.get(depth, '?')} {kib / 1024:.1f}"
-            for depth, kib in sorted(check.peak_kib.items())
-        )
-        out.append(
-            f"    peak RSS (VmHWM, MiB) by depth in the tree, {check.samples} samples 10 ms"
-            f" apart: {peaks}"
-        )
-        out.append(
-            "    (0 staticx's bootloader, 1 PyInstaller's bootloader, 2 Python: the supervisor,"
-            " 3 the writer)"
-        )
-        return out
+        return [
+            "  peak RSS (VmHWM, MiB) of each process of the tree, sampled every 10 ms:",
+            f"    json run as timed ({self.memory.samples} samples): {self.memory.line()}",
+            f"    json run checked below ({check.memory.samples} samples): {check.memory.line()}",
+            "  check (one more json run, untimed; stdout to a pipe read by us, so slower):",
+            f"    stdout: {check.lines:,} lines (N = {self.lines:,}), {check.size:,} bytes"
+            f" = {check.size / record if record else 0:,.0f} x {record}-byte records",
+            f"    stderr: {len(check.events)} sm-entry events"
+            f" ({', '.join(str(e.get('msg')) for e in check.events)});"
+            f" 'child exited': code {exited.get('code')}, duration_s {exited.get('duration_s')}",
+            "    first and last records' msg are lines 0 and N-1 as written, and every record"
+            f" has the same length: {verdict}",
+        ]
 
 
 def _ms(value: float | None) -> str:
@@ -861,8 +882,9 @@ def run(binary: Path, args: argparse.Namespace) -> RelayResults:
         f" {writer.kind} writer"
     )
     results = measure(cases(), binary, writer, lines, runs, warmup)
-    log("relay: checking the json output and sampling memory")
-    check = check_json_run(binary, writer, lines)
-    relay = RelayResults(lines, runs, warmup, writer, binary, results, check)
+    log("relay: sampling memory in a json run, then checking a json run's output")
+    memory = memory_run(binary, writer, lines)
+    check = check_run(binary, writer, lines)
+    relay = RelayResults(lines, runs, warmup, writer, binary, results, memory, check)
     relay.elapsed_s = time.monotonic() - started
     return relay

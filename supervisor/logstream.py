@@ -15,6 +15,7 @@ been idle for `group_idle` seconds, or by `close()` at the end of the stream.
 
 from __future__ import annotations
 
+import re
 from typing import NamedTuple
 
 TRACEBACK_START = "Traceback (most recent call last):"
@@ -29,6 +30,7 @@ DEFAULT_PROGRESS_INTERVAL = 5.0  # seconds
 RECORD_OVERHEAD = 2048  # room left in each record for our own fields
 WORST_ESCAPE = 6  # one byte can take six when escaped (\u001f)
 _CONTROL_BYTES = bytes(range(0x20))
+_INDENTED_LINE = re.compile(r"\n[ \t]")  # one regex scan beats two substring scans here
 
 
 class Lines(NamedTuple):
@@ -233,7 +235,7 @@ class LineFramer:
             self._frame_line(line, now, out)
             if not sep:
                 return
-        if "\n " in text or "\n\t" in text or text.startswith(CONTINUATION_PREFIXES):
+        if _INDENTED_LINE.search(text) or text.startswith(CONTINUATION_PREFIXES):
             for line in text.split("\n"):
                 self._frame_line(line, now, out)
             return

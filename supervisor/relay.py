@@ -18,7 +18,9 @@ from typing import Any
 from supervisor.logstream import Item, LineFramer
 from supervisor.sinks import FdWriter, JsonRecordRenderer, TextRecordRenderer
 
-READ_SIZE = 1 << 20
+# Reads smaller than the pipe: each read's text is copied a few times while
+# it is framed and rendered, and 256 KiB keeps that under ~5 MiB.
+READ_SIZE = 256 << 10
 PIPE_SIZE = 1 << 20
 F_SETPIPE_SZ = 1031  # fcntl.F_SETPIPE_SZ, named in the fcntl module only from Python 3.10 on Linux
 
@@ -65,6 +67,8 @@ class StreamRelay:
             return
         if self.render is None:
             self.writer.write(data)
+            if not self.observers:
+                return  # raw, and nobody needs the lines: a plain copy
         self._emit(self.framer.feed(data, self.loop.time()))
         self._schedule()
 

@@ -66,7 +66,9 @@ LOG_FORMATS = ("json", "text", "raw")
 # A level word near the start of a line (Python logging's formats put it there).
 _LEVEL_WORD = re.compile(r"\b(CRITICAL|FATAL|ERROR|WARNING|WARN|INFO|DEBUG)\b")
 _LEVEL_SCAN_CHARS = 80
-_LEVEL_HINTS = ("ERROR", "WARN", "INFO", "DEBUG", "CRITICAL", "FATAL")
+# A block containing none of these has no line of another level than info
+# (INFO itself needs no search: it is the default).
+_LEVEL_HINTS = ("ERROR", "WARN", "DEBUG", "CRIT", "FATAL")
 _LEVEL_OF = {
     "CRITICAL": "critical", "FATAL": "critical", "ERROR": "error", "WARNING": "warning",
     "WARN": "warning", "INFO": "info", "DEBUG": "debug",
