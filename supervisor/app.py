@@ -25,8 +25,7 @@ def run(settings: Settings, environ: Mapping[str, str]) -> int:
         return doctor.run(settings, environ, sys.stdout)
     stdout, stderr = FdWriter(1, "stdout"), FdWriter(2, "stderr")
     fields = events.default_fields(settings.mode.value)  # "host" is updated by train
-    events.configure(settings.log_format, settings.log_level, stderr, fields)
-    log = events.get_logger()
+    log = events.DeferredLogger(settings.log_format, settings.log_level, stderr, fields)
     loop = EventLoop()
 
     def make_output(observers: Sequence[Observer] = ()) -> ChildOutput:
@@ -52,8 +51,10 @@ def run(settings: Settings, environ: Mapping[str, str]) -> int:
     try:
         supervisor = Supervisor(loop, log, settings.stop_timeout, Terminal.of_stdin(),
                                 drain_timeout=settings.drain_timeout)
-        log.info("sm-entry started", version=__version__, stop_timeout_s=settings.stop_timeout,
-                 subreaper=supervisor.is_subreaper)
+        # Said once the first child runs, so that it starts before our logging is loaded.
+        supervisor.on_first_spawn = lambda: log.info(
+            "sm-entry started", version=__version__, stop_timeout_s=settings.stop_timeout,
+            subreaper=supervisor.is_subreaper)
         if settings.mode is Mode.TRAIN:
             from supervisor import train
 

@@ -181,6 +181,7 @@ class Supervisor:
         self.terminal = terminal
         self.stop_signal: int | None = None
         self.stop_listeners: list[Callable[[], object]] = []  # told when a stop is asked
+        self.on_first_spawn: Callable[[], object] | None = None  # runs once the child runs
         self._stop_requested_at: float | None = None
         self._children: dict[int, Child] = {}
         self.is_subreaper = os.getpid() == 1 or set_child_subreaper()
@@ -217,6 +218,9 @@ class Supervisor:
             output.started(popen.pid)
         if self.terminal:
             self.terminal.give_to(child.pgid)
+        if self.on_first_spawn is not None:
+            announce, self.on_first_spawn = self.on_first_spawn, None
+            announce()
         self.log.info("child started", name=spec.name, child_pid=popen.pid, argv=list(spec.argv))
         if self.stop_signal is not None:
             # A stop was asked before this child existed: it gets the signal too.
