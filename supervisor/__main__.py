@@ -1,6 +1,10 @@
-"""`python -m supervisor` runs the same CLI as the sm-entry binary."""
+"""`python -m supervisor` (and the frozen binary) run the same CLI as `sm-entry`."""
 
-from supervisor.cli import main
+from supervisor.signals_early import hold_signals
+
+hold_signals()  # before the slow imports: a signal now waits for our handlers
+
+from supervisor.cli import main  # noqa: E402
 
 if __name__ == "__main__":
     main()

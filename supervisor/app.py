@@ -48,6 +48,7 @@ def run(settings: Settings, environ: Mapping[str, str]) -> int:
             relay_stderr=not os.isatty(2),
         )
 
+    supervisor: Supervisor | None = None
     try:
         supervisor = Supervisor(loop, log, settings.stop_timeout, Terminal.of_stdin(),
                                 drain_timeout=settings.drain_timeout)
@@ -68,6 +69,11 @@ def run(settings: Settings, environ: Mapping[str, str]) -> int:
     except errors.EntryError as exc:
         log.error(exc.message, exit_code=exc.exit_code)
         return exc.exit_code
+    except BaseException:
+        # A bug of ours: take the children with us rather than leave them orphaned.
+        if supervisor is not None:
+            supervisor.kill_all()
+        raise
     finally:
         _report_lost_output(log, stdout, stderr)
         loop.close()

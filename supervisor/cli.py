@@ -16,6 +16,7 @@ with deferred():
 
     from supervisor import __version__, events, frozen, outcome
     from supervisor.settings import DEFAULT_STOP_TIMEOUT, Mode, Settings, default_root
+    from supervisor.signals_early import hold_signals
 
 MAIN_HELP = """\
 A container entrypoint (PID 1) for machine-learning jobs.
@@ -303,6 +304,7 @@ def parse(args: Sequence[str], own_executable: str | None = None) -> Settings | 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:
     """Entry point of the binary, the console script and `python -m supervisor`."""
+    hold_signals()  # the console script arrives here first (see signals_early)
     own_executable = frozen.own_executable(os.environ)
     frozen.restore_user_environment()
     args = list(sys.argv[1:] if argv is None else argv)

@@ -74,12 +74,28 @@ def _signal_text(signum: int) -> str:
         return f"signal {signum}"
 
 
+INTERPRETERS = ("python", "sh", "bash", "dash")
+
+
+def program_label(argv: Sequence[str]) -> str:
+    """What to call the program in a reason: the script, not its interpreter."""
+    name = os.path.basename(argv[0]) if argv else "the program"
+    if name.startswith(INTERPRETERS) and len(argv) > 1:
+        if argv[1] == "-m" and len(argv) > 2:
+            return argv[2]
+        if argv[1] == "-c":
+            return f"{name} -c"
+        if not argv[1].startswith("-"):
+            return os.path.basename(argv[1])
+    return name
+
+
 def describe(
     program: str,
     exit_code: int,
     died_of: int | None,
     stop_signal: int | None,
-    killed_after_grace: bool,
+    killed_by_us: str | None,
     stop_timeout: float,
     tail: StderrTail | None,
 ) -> str:
@@ -91,12 +107,14 @@ def describe(
             parts.append(exception)
         if frames:
             parts.append("Last frames:\n" + "\n".join(frames))
-    if killed_after_grace:
+    if killed_by_us:
         origin = _signal_text(stop_signal) if stop_signal else "a stop signal"
+        why = (f"it did not exit within the {stop_timeout:g} s stop timeout"
+               if killed_by_us == "stop timeout" else f"a {killed_by_us} followed")
         parts.append(
             f"{program} was stopped: {origin} came from outside (StopTrainingJob or a spot "
-            f"interruption) and it did not exit within the {stop_timeout:g} s stop timeout, "
-            f"so sm-entry killed it with SIGKILL (exit code {exit_code})."
+            f"interruption) and {why}, so sm-entry killed it with SIGKILL (exit code "
+            f"{exit_code})."
         )
     elif died_of is not None:
         text = f"{program} was killed by {_signal_text(died_of)}"

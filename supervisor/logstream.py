@@ -25,6 +25,8 @@ CHAIN_PHRASES = frozenset({
 })
 CONTINUATION_PREFIXES = (" ", "\t")
 DEFAULT_GROUP_IDLE = 0.2  # seconds
+# A group still growing after this many idle times is let out (and a new one begun).
+GROUP_MAX_AGE_IDLES = 5
 DEFAULT_MAX_RECORD_BYTES = 256 * 1024  # CloudWatch's event limit, after JSON escaping
 DEFAULT_PROGRESS_INTERVAL = 5.0  # seconds
 RECORD_OVERHEAD = 2048  # room left in each record for our own fields
@@ -149,11 +151,14 @@ class LineFramer:
         self.safe_line_chars = self.budget // WORST_ESCAPE
         self.progress_interval = progress_interval
         self.group_idle = group_idle
+        self.group_max_age = group_idle * GROUP_MAX_AGE_IDLES
         self._carry = b""  # bytes of an unfinished line
         self._carry_parts = 0  # pieces of the unfinished line already emitted
         self._held: list[str] = []  # lines that may still gain continuations
         self._held_kind = "line"  # line | group | traceback
-        self._held_at = 0.0
+        self._held_at = 0.0  # when the last held line arrived
+        self._held_since = 0.0  # when the first held line arrived
+        self._held_size = 0
         self._exception_seen = False  # the held traceback's exception line arrived
         self._chained = False  # ... and a "During handling ..." line followed it
         self._progress: str | None = None  # latest \r state of the unfinished line
@@ -230,11 +235,14 @@ class LineFramer:
 
     def _frame_plain(self, text: str, now: float, out: _Output) -> None:
         """No traceback start, no \\r, nothing too long: one block, unless indented."""
+        start = 0
         while self._held_kind != "line":
-            line, sep, text = text.partition("\n")
-            self._frame_line(line, now, out)
-            if not sep:
+            end = text.find("\n", start)
+            self._frame_line(text[start:] if end < 0 else text[start:end], now, out)
+            if end < 0:
                 return
+            start = end + 1
+        text = text[start:] if start else text
         if _INDENTED_LINE.search(text) or text.startswith(CONTINUATION_PREFIXES):
             for line in text.split("\n"):
                 self._frame_line(line, now, out)
@@ -243,8 +251,7 @@ class LineFramer:
         last = text.rfind("\n")
         if last >= 0:
             out.block(text[:last])
-        self._held = [text[last + 1 :]]
-        self._held_at = now
+        self._hold(text[last + 1 :], now)
 
     def _frame_line(self, line: str, now: float, out: _Output) -> None:
         if "\r" in line:
@@ -254,12 +261,23 @@ class LineFramer:
             self._emit_pieces(line.encode(), 1, True, "part", out)
             return
         if self._held and self._continues(line):
-            self._held.append(line)
-            self._held_at = now
-            return
-        self._release(out)
+            if (now - self._held_since < self.group_max_age
+                    and self._held_size + len(line) < self.safe_line_chars):
+                self._held.append(line)
+                self._held_size += len(line) + 1
+                self._held_at = now
+                return
+            # A group that keeps growing is let out now: nothing waits forever.
+            self._release(out)
+        else:
+            self._release(out)
+        self._hold(line, now)
+
+    def _hold(self, line: str, now: float) -> None:
+        """Start holding `line`: it may gain continuation lines."""
         self._held = [line]
-        self._held_at = now
+        self._held_size = len(line) + 1
+        self._held_at = self._held_since = now
         if line == TRACEBACK_START:
             self._held_kind = "traceback"
 
@@ -319,10 +337,16 @@ class LineFramer:
     def _bound_unfinished(self, now: float, out: _Output) -> None:
         """Keep the unfinished line small: only its latest \\r state, or its last piece."""
         carry = self._carry
-        if b"\r" in carry:
+        if b"\r" in carry and not self._carry_parts:
             states = [state for state in carry.split(b"\r") if state]
             if states:
                 self._release(out)
+                if escaped_size(states[-1]) > self.budget:
+                    # A "state" this long is no progress bar: keep its newest part.
+                    cut = len(states[-1]) - self.safe_line_chars
+                    while cut < len(states[-1]) and (states[-1][cut] & 0xC0) == 0x80:
+                        cut += 1
+                    states[-1] = states[-1][cut:]
                 self._progress = states[-1].decode("utf-8", "replace")
                 # keep the newest state: it may still be being written
                 self._carry = b"" if carry.endswith(b"\r") else b"\r" + states[-1]
@@ -346,6 +370,12 @@ class LineFramer:
 
     def _finish_unfinished(self, rest: bytes, now: float, out: _Output) -> None:
         """The end of an unfinished line arrived: its final state, or its last piece."""
+        if self._carry_parts:
+            first = self._carry_parts + 1
+            self._carry_parts = 0
+            self._release(out)
+            self._emit_pieces(rest[:-1] if rest.endswith(b"\r") else rest, first, True, "part", out)
+            return
         if self._progress is not None or b"\r" in rest:
             final = _final_state(rest.decode("utf-8", "replace")) or self._progress or ""
             emitted = self._progress_emitted
@@ -353,12 +383,10 @@ class LineFramer:
             self._progress_at = float("-inf")
             if final != emitted:
                 self._release(out)
-                out.record(Record(final, "progress"))
-            return
-        if self._carry_parts:
-            first = self._carry_parts + 1
-            self._carry_parts = 0
-            self._release(out)
-            self._emit_pieces(rest, first, True, "part", out)
+                encoded = final.encode()
+                if len(final) > self.safe_line_chars and escaped_size(encoded) > self.budget:
+                    self._emit_pieces(encoded, 1, True, "part", out)
+                else:
+                    out.record(Record(final, "progress"))
             return
         self._frame_line(rest.decode("utf-8", "replace"), now, out)

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from supervisor import errors, outcome
+from supervisor.signals_early import release_signals
 from supervisor.terminal import Terminal
 
 if TYPE_CHECKING:
@@ -109,7 +110,7 @@ class ChildResult:
     signal: int | None  # the signal that killed it, if it died of one
     duration: float
     stop_signal: int | None = None  # the outside signal that asked us to stop, if any
-    killed_after_grace: bool = False  # we SIGKILLed it when the stop timeout passed
+    killed_by_us: str | None = None  # why we SIGKILLed it: "stop timeout" or "second stop signal"
     started: bool = True
 
 
@@ -150,7 +151,7 @@ class Child:
     state: ChildState = ChildState.RUNNING
     wait_status: int | None = None
     ended_at: float | None = None
-    killed_after_grace: bool = False
+    killed_by_us: str | None = None
     kill_deadline: float | None = None
     timers: list[Any] = field(default_factory=list)
 
@@ -190,6 +191,13 @@ class Supervisor:
             loop.add_signal_handler(signum, self._on_signal, signum)
         for signum in DROPPED_SIGNALS:
             loop.add_signal_handler(signum, lambda: None)
+        release_signals()  # what arrived while we started is handled now
+
+    def kill_all(self) -> None:
+        """SIGKILL every child's group: we are going away because of a bug of ours."""
+        for child in self._children.values():
+            if child.state in RUNNING_STATES:
+                _signal_group(child.pgid, signal.SIGKILL)
 
     # starting -------------------------------------------------------------
     def start(self, spec: ChildSpec, on_done: Callable[[ChildResult], None]) -> Child:
@@ -229,6 +237,10 @@ class Supervisor:
 
     def run(self, spec: ChildSpec) -> ChildResult:
         """Start a child and run the loop until it and its group are gone."""
+        # Signals that arrived while we started (held until now) are seen first:
+        # a job stopped before its program ran never runs it.
+        self.loop.call_soon(self.loop.stop)
+        self.loop.run_forever()
         if self.stop_signal is not None:
             return ChildResult(
                 name=spec.name,
@@ -296,7 +308,7 @@ class Supervisor:
         if child.state not in RUNNING_STATES:
             return
         if child.wait_status is None:
-            child.killed_after_grace = True
+            child.killed_by_us = reason
         self.log.warning("killing process group", reason=reason, child_pid=child.pid,
                          stop_timeout_s=self.stop_timeout)
         _signal_group(child.pgid, signal.SIGKILL)
@@ -372,11 +384,12 @@ class Supervisor:
         child.timers.append(self.loop.call_later(self.drain_timeout, self._stop_draining, child))
 
     def _stop_draining(self, child: Child) -> None:
-        if child.state is ChildState.DRAINING and child.spec.output is not None:
+        output = child.spec.output
+        if (child.state is ChildState.DRAINING and output is not None
+                and output.close_held_open()):
             self.log.warning("output pipes still held open (by a process outside the group); "
                              "no longer reading them", child_pid=child.pid,
                              drain_timeout_s=self.drain_timeout)
-            child.spec.output.close_now()
 
     def _finish(self, child: Child) -> None:
         if child.state is ChildState.DONE:
@@ -395,7 +408,7 @@ class Supervisor:
             signal=termsig,
             duration=child.ended_at - child.started_at,
             stop_signal=self.stop_signal,
-            killed_after_grace=child.killed_after_grace,
+            killed_by_us=child.killed_by_us,
         )
         summary = child.spec.output.summary() if child.spec.output else {}
         self.log.info(
@@ -420,7 +433,9 @@ def _spawn_error(spec: ChildSpec, exc: OSError) -> errors.EntryError:
         import shutil
 
         found = shutil.which(program, path=spec.env.get("PATH", os.defpath))
-        if found is not None or (os.sep in program and os.path.isfile(program)):
+        relative_to = spec.cwd or os.curdir
+        if found is not None or (os.sep in program
+                                 and os.path.isfile(os.path.join(relative_to, program))):
             # The file is there, so what is missing is its #! interpreter or loader.
             return errors.CommandNotExecutable(
                 program, "bad interpreter: the program it names (#! line or loader) does not exist"

@@ -76,11 +76,15 @@ class StreamRelay:
         if not items:
             return
         if self.render is not None:
-            data = self.render(items, time.time())
+            try:
+                data = self.render(items, time.time())
+            except Exception:  # a bug of ours must not lose the child's output
+                data = "".join(item.text + "\n" for item in items).encode("utf-8", "replace")
             if data:
                 self.writer.write(data)
         for observer in self.observers:
-            observer(self.stream, items)
+            with contextlib.suppress(Exception):  # nor stop the relay
+                observer(self.stream, items)
 
     def _schedule(self) -> None:
         """A timer for the framer's next deadline (groups gone idle, progress due)."""
@@ -96,6 +100,14 @@ class StreamRelay:
         self._timer = self._timer_at = None
         self._emit(self.framer.release_due(self.loop.time()))
         self._schedule()
+
+    def writers_gone(self) -> bool:
+        """No process holds the pipe's write end: what is left will reach end of file."""
+        import select
+
+        poller = select.poll()
+        poller.register(self.fd, select.POLLIN | select.POLLHUP)
+        return any(events & select.POLLHUP for _, events in poller.poll(0))
 
     def close(self) -> None:
         """End of file (or we stop waiting): emit what is held, stop reading."""
@@ -180,9 +192,16 @@ class ChildOutput:
     def closed(self) -> bool:
         return all(relay.closed for relay in self.relays.values())
 
-    def close_now(self) -> None:
-        for relay in self.relays.values():
+    def close_held_open(self) -> bool:
+        """Stop reading pipes that other processes still hold open; True when there were some.
+
+        A pipe nobody writes to any more is read to its end: we are only slower
+        than its data (a slow consumer of our output), and nothing may be lost.
+        """
+        held = [r for r in self.relays.values() if not r.closed and not r.writers_gone()]
+        for relay in held:
             relay.close()
+        return bool(held)
 
     def abandon(self) -> None:
         """The child never started: close both ends of every pipe."""

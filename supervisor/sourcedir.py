@@ -12,6 +12,7 @@ import os
 import shutil
 import stat
 import tarfile
+import tempfile
 
 from supervisor import errors
 
@@ -61,51 +62,65 @@ def _inside(base: str, path: str) -> bool:
 
 
 def check_member(member: tarfile.TarInfo, dest: str) -> str | None:
-    """Why `member` must not be extracted into `dest`, or None when it is safe."""
+    """Why `member` must not be extracted into `dest` as it is now, or None when it is safe.
+
+    Paths are resolved on the tree extracted so far, so a symbolic link made by
+    an earlier member is followed: `a -> .`, `b -> a/..`, `b/x` is caught at `b`.
+    """
     name = member.name
     if name.startswith("/") or os.path.isabs(name):
         return "absolute path"
     if ".." in name.replace("\\", "/").split("/"):
         return "path with '..'"
-    target = os.path.realpath(os.path.join(dest, name))
-    if not _inside(dest, target):
-        return "path outside the code directory"
     if member.isfifo():
         return "named pipe"
     if member.isdev():
         return "device file"
+    if not (member.isfile() or member.isdir() or member.issym() or member.islnk()):
+        return "unsupported member type"
+    parent = os.path.realpath(os.path.join(dest, os.path.dirname(name)))
+    if not _inside(dest, parent):
+        return "path outside the code directory (through a link)"
     if member.issym():
         link = member.linkname
         if os.path.isabs(link):
             return f"symbolic link to absolute path {link}"
-        resolved = os.path.realpath(os.path.join(os.path.dirname(target), link))
-        if not _inside(dest, resolved):
+        if not _inside(dest, os.path.realpath(os.path.join(parent, link))):
             return f"symbolic link pointing outside the code directory ({link})"
+        return None
+    if not _inside(dest, os.path.realpath(os.path.join(dest, name))):
+        return "path outside the code directory (through a link)"
     if member.islnk():
-        resolved = os.path.realpath(os.path.join(dest, member.linkname))
-        if os.path.isabs(member.linkname) or not _inside(dest, resolved):
+        linked = os.path.realpath(os.path.join(dest, member.linkname))
+        if os.path.isabs(member.linkname) or not _inside(dest, linked):
             return f"hard link pointing outside the code directory ({member.linkname})"
-    if not (member.isfile() or member.isdir() or member.issym() or member.islnk()):
-        return "unsupported member type"
     return None
 
 
 def extract_archive(archive: str, dest: str) -> None:
-    """Extract a tar archive into `dest`, refusing it whole if any member is unsafe."""
+    """Extract a tar archive into `dest`, refusing it whole if any member is unsafe.
+
+    Members are extracted one by one into a staging directory beside `dest`,
+    each checked against what is already there, and moved into `dest` only
+    when all passed: a refused archive leaves nothing behind.
+    """
     dest = os.path.realpath(dest)
+    staging = tempfile.mkdtemp(prefix=".sm-entry-extract-", dir=os.path.dirname(dest))
     try:
         with tarfile.open(archive, "r:*") as tar:
-            members = tar.getmembers()
-            for member in members:
-                problem = check_member(member, dest)
+            for member in tar:
+                problem = check_member(member, staging)
                 if problem:
                     raise errors.SetupError(
                         f"{archive}: refused member {member.name!r}: {problem}; nothing extracted"
                     )
-            for member in members:
-                # Never keep set-id bits or odd permissions from an archive.
+                # Never keep set-id bits, odd permissions or owners from an archive.
                 member.mode = (member.mode & 0o777) & ~(stat.S_ISUID | stat.S_ISGID)
                 member.uid = member.gid = 0
-                tar.extract(member, dest, set_attrs=member.isfile() or member.isdir())
+                tar.extract(member, staging, set_attrs=member.isfile() or member.isdir())
+        for entry in os.listdir(staging):
+            os.rename(os.path.join(staging, entry), os.path.join(dest, entry))
     except (tarfile.TarError, EOFError, OSError) as exc:
         raise errors.SetupError(f"{archive}: cannot extract: {exc}") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

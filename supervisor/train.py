@@ -134,12 +134,11 @@ class Training:
             self._succeed()
             return outcome.EXIT_OK
         reason = failure.describe(
-            program=os.path.basename(argv[1] if len(argv) > 1 and argv[0].endswith(
-                ("python", "python3", "sh")) else argv[0]),
+            program=failure.program_label(argv),
             exit_code=result.exit_code,
             died_of=result.signal,
             stop_signal=result.stop_signal,
-            killed_after_grace=result.killed_after_grace,
+            killed_by_us=result.killed_by_us,
             stop_timeout=self.settings.stop_timeout,
             tail=tail,
         )

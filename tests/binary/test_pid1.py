@@ -113,3 +113,11 @@ def test_orphans_injected_from_outside_leave_no_zombie_as_pid1(static):
                what="no zombie in the namespace")
     proc.kill(signal.SIGTERM)
     assert 128 + signal.SIGTERM == finish(proc)
+
+
+def test_a_stop_signal_during_start_up_stops_the_job_before_it_runs(static, tmp_path):
+    marker = tmp_path / "ran"
+    proc = Pid1([static, "sh", "-c", f"touch {marker}; sleep 5"])
+    proc.kill(signal.SIGTERM)  # while the binary is still unpacking
+    assert 128 + signal.SIGTERM == finish(proc)
+    assert not marker.exists()

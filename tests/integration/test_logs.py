@@ -197,3 +197,43 @@ def test_closed_stdout_pipe_does_not_hurt_the_child(sm_entry):
     assert 6 == result.returncode
     assert any(r.get("msg") == "output lost" and "Broken pipe" in r["error"]
                for r in records(result.stderr))
+
+
+def test_lines_with_backslashes_and_quoted_commas_stay_valid_json(sm_entry):
+    text = 'C:\\\\data\\\\train.csv loaded\\n"id","label",\\n"1","cat",\\nrows: 2\\n'
+    result = run(sm_entry, "printf", text)
+    msgs = [r["msg"] for r in child_records(result.stdout, "stdout")]
+    assert ['C:\\data\\train.csv loaded', '"id","label",', '"1","cat",', "rows: 2"] == msgs
+
+
+def test_a_json_line_too_deep_to_rewrite_is_kept_as_text(sm_entry):
+    code = "print('{\"a\":' + '[' * 300 + ']' * 300 + '}'); print('after'); raise SystemExit(4)"
+    result = run(sm_entry, SYSTEM_PYTHON, "-c", code)
+    assert 4 == result.returncode
+    msgs = [r["msg"] for r in child_records(result.stdout, "stdout")]
+    assert msgs[0].startswith('{"a":[[[') and "after" == msgs[1]
+
+
+SLOW_READER = """
+import os, sys, time
+n = 0
+while True:
+    data = os.read(0, 65536)
+    if not data:
+        break
+    n += data.count(b"\\n")
+    time.sleep(0.01)
+print(n)
+"""
+
+
+def test_a_slow_reader_of_our_output_gets_everything_after_the_drain_timeout(sm_entry):
+    writer = subprocess.Popen([*sm_entry, "--log-format", "raw", "--drain-timeout", "0.2", "seq", "200000"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              env={"PATH": "/usr/bin:/bin"})
+    reader = subprocess.run([SYSTEM_PYTHON, "-c", SLOW_READER], stdin=writer.stdout,
+                            capture_output=True, text=True, timeout=120)
+    writer.stdout.close()
+    assert 0 == writer.wait(timeout=60)
+    assert "200000" == reader.stdout.strip()
+    assert b"held open" not in writer.stderr.read()

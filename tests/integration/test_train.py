@@ -322,3 +322,12 @@ def test_hosts_resolving_late_are_waited_for(sm_entry, tmp_path):
                             timeout=120, env=env())
     assert 0 == result.returncode, result.stderr[-3000:]
     assert "waiting for hosts to resolve" in result.stderr and "all hosts resolve" in result.stderr
+
+
+def test_bad_interpreter_in_the_code_dir_is_126(sm_entry, tmp_path):
+    root = make_tree(tmp_path / "ml", code={"run": "#!/no/such/interpreter\necho hi\n"})
+    (root / "code" / "run").chmod(0o755)
+    result = subprocess.run([*sm_entry, "--root", str(root), "train"], capture_output=True, text=True,
+                            timeout=60, cwd="/", env=env(SAGEMAKER_PROGRAM="run"))
+    assert 126 == result.returncode
+    assert "bad interpreter" in failure(root)

@@ -2,7 +2,9 @@
 
 import signal
 
-from supervisor.failure import StderrTail, describe, exception_summary, truncate
+import pytest
+
+from supervisor.failure import StderrTail, describe, exception_summary, program_label, truncate
 from supervisor.logstream import Lines, Record
 
 TRACEBACK = (
@@ -33,7 +35,7 @@ def test_exception_summary_gives_the_last_line_and_last_frames():
 
 
 def test_python_failure_starts_with_the_exception_line():
-    reason = describe("train.py", 1, None, None, False, 110, tail_with(Record(TRACEBACK, "traceback")))
+    reason = describe("train.py", 1, None, None, None, 110, tail_with(Record(TRACEBACK, "traceback")))
     assert reason.startswith("ValueError: bad learning rate: -1\nLast frames:\n")
     assert "train.py exited with code 1." in reason
 
@@ -45,27 +47,44 @@ def test_stdout_is_not_a_traceback_source():
 
 
 def test_sigkill_not_from_us_suggests_out_of_memory():
-    reason = describe("train.sh", 137, signal.SIGKILL, None, False, 110, StderrTail())
+    reason = describe("train.sh", 137, signal.SIGKILL, None, None, 110, StderrTail())
     assert "SIGKILL (signal 9)" in reason and "out-of-memory" in reason
 
 
 def test_kill_after_stop_timeout_says_who_and_why():
-    reason = describe("train.py", 137, signal.SIGKILL, signal.SIGTERM, True, 110, StderrTail())
+    reason = describe("train.py", 137, signal.SIGKILL, signal.SIGTERM, "stop timeout", 110, StderrTail())
     assert "SIGTERM (signal 15) came from outside" in reason and "110 s stop timeout" in reason
 
 
 def test_forwarded_signal_death():
-    reason = describe("train.py", 143, signal.SIGTERM, signal.SIGTERM, False, 110, StderrTail())
+    reason = describe("train.py", 143, signal.SIGTERM, signal.SIGTERM, None, 110, StderrTail())
     assert "killed by SIGTERM (signal 15), which sm-entry forwarded from outside" in reason
 
 
 def test_plain_exit_shows_the_last_stderr_lines():
-    reason = describe("run.sh", 3, None, None, False, 110, tail_with(Lines("x\ncannot open data")))
+    reason = describe("run.sh", 3, None, None, None, 110, tail_with(Lines("x\ncannot open data")))
     assert reason.startswith("run.sh exited with code 3.")
     assert reason.endswith("cannot open data")
 
 
 def test_reason_is_at_most_1024_characters():
     huge = Record(TRACEBACK.replace("-1", "-1" * 2000), "traceback")
-    assert len(describe("train.py", 1, None, None, False, 110, tail_with(huge))) <= 1024
+    assert len(describe("train.py", 1, None, None, None, 110, tail_with(huge))) <= 1024
     assert 1024 == len(truncate("x" * 5000))
+
+
+def test_second_stop_signal_kill_is_not_blamed_on_the_timeout():
+    reason = describe("train.py", 137, signal.SIGKILL, signal.SIGTERM, "second stop signal", 110,
+                      StderrTail())
+    assert "a second stop signal followed" in reason and "stop timeout" not in reason
+
+
+@pytest.mark.parametrize(("argv", "label"), [
+    (["/usr/bin/python3", "train.py", "--lr", "1"], "train.py"),
+    (["python3", "-m", "pkg.train"], "pkg.train"),
+    (["python3", "-c", "pass"], "python3 -c"),
+    (["/bin/sh", "run.sh"], "run.sh"),
+    (["./train"], "train"),
+])
+def test_program_label_names_the_script(argv, label):
+    assert label == program_label(argv)

@@ -189,3 +189,46 @@ def test_split_bytes_never_cuts_a_character():
 ])
 def test_complete_prefix_length(data, expected):
     assert expected == complete_prefix_length(data)
+
+
+def test_a_group_that_keeps_growing_is_let_out_regularly():
+    framer = LineFramer(group_idle=0.2)
+    out = []
+    for i in range(30):  # an indented line every 0.1 s for 3 s: never idle
+        out += framer.feed(f"  step {i} loss 0.{i}\n".encode(), now=i * 0.1)
+    assert len(out) >= 2  # released while still running, not only at the end
+    assert [f"  step {i} loss 0.{i}" for i in range(30)] == [
+        line for _, text in flat(out + framer.close()) for line in text.split("\n")]
+
+
+def test_endless_indented_output_stays_bounded_and_fast():
+    framer = LineFramer()
+    block = "".join(f"  indented line {i}\n" for i in range(10000)).encode()
+    total = 0
+    for _ in range(20):
+        items = framer.feed(block, now=0.0)
+        total += sum(len(t.split("\n")) for _, t in flat(items))
+        assert framer._held_size <= framer.safe_line_chars + 100
+    total += sum(len(t.split("\n")) for _, t in flat(framer.close()))
+    assert 200000 == total
+
+
+def test_a_giant_progress_state_is_bounded():
+    framer = LineFramer()
+    items = framer.feed(b"\r", 0.0)
+    for _ in range(80):
+        items += framer.feed(b"B" * 250_000, 0.0)
+        assert len(framer._carry) <= framer.budget
+    items += framer.feed(b"\n", 1.0) + framer.close()
+    assert all(len(orjson.dumps(i.text)) <= DEFAULT_MAX_RECORD_BYTES for i in items)
+    assert items[-1].text.endswith("B" * 1000)
+
+
+def test_long_line_ending_in_crlf_keeps_its_part_numbering():
+    framer = LineFramer()
+    items = framer.feed(b"A" * 600_000 + b"\r\n", 0.0) + framer.feed(b"next\n", 0.0) + framer.close()
+    parts = [i for i in items if isinstance(i, Record)]
+    assert list(range(1, len(parts) + 1)) == [p.part for p in parts]
+    assert len(parts) == parts[-1].parts
+    assert "A" * 600_000 == "".join(p.text for p in parts)
+    assert [("line", "next")] == [x for x in flat(items) if x[0] == "line"]

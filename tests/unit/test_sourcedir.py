@@ -35,3 +35,50 @@ def test_unsafe_members(tmp_path, info, problem):
 ])
 def test_safe_members(tmp_path, info):
     assert check_member(info, str(tmp_path)) is None
+
+
+def _archive(path, members):
+    import io
+
+    with tarfile.open(path, "w:gz") as tar:
+        for name, kind, payload in members:
+            info = tarfile.TarInfo(name)
+            if kind == "sym":
+                info.type, info.linkname = tarfile.SYMTYPE, payload
+                tar.addfile(info)
+            else:
+                data = payload.encode()
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+
+
+@pytest.mark.parametrize("members", [
+    [("a", "sym", "."), ("b", "sym", "a/.."), ("b/pwned.txt", "file", "x")],
+    [("a", "sym", "."), ("up", "sym", "a/.."), ("up2", "sym", "up/.."), ("up2/victim.txt", "file", "x")],
+    [("d", "sym", "sub"), ("sub", "sym", ".."), ("d/pwned.txt", "file", "x")],
+], ids=["link-through-link", "two-levels-up", "link-then-retarget"])
+def test_link_chains_cannot_write_outside_and_nothing_is_left(tmp_path, members):
+    from supervisor import errors
+    from supervisor.sourcedir import extract_archive
+
+    code = tmp_path / "code"
+    code.mkdir()
+    (tmp_path / "victim.txt").write_text("intact")
+    _archive(tmp_path / "evil.tar.gz", [("train.py", "file", "print(1)"), *members])
+    with pytest.raises(errors.SetupError, match="refused member"):
+        extract_archive(str(tmp_path / "evil.tar.gz"), str(code))
+    assert [] == sorted(p.name for p in code.iterdir())
+    assert "intact" == (tmp_path / "victim.txt").read_text()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["code", "evil.tar.gz", "victim.txt"]
+
+
+def test_safe_archive_with_inner_links_is_extracted(tmp_path):
+    from supervisor.sourcedir import extract_archive
+
+    code = tmp_path / "code"
+    code.mkdir()
+    _archive(tmp_path / "ok.tar.gz", [("pkg/mod.py", "file", "X = 1"), ("alias", "sym", "pkg"),
+                                      ("train.py", "file", "import pkg")])
+    extract_archive(str(tmp_path / "ok.tar.gz"), str(code))
+    assert "X = 1" == (code / "alias" / "mod.py").read_text()
+    assert ["alias", "pkg", "train.py"] == sorted(p.name for p in code.iterdir())
