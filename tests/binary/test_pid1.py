@@ -1,5 +1,6 @@
 """dist/sm-entry as PID 1 of a PID namespace, the way a container runs it."""
 
+import os
 import signal
 import subprocess
 import time
@@ -118,6 +119,17 @@ def test_orphans_injected_from_outside_leave_no_zombie_as_pid1(static):
 def test_a_stop_signal_during_start_up_stops_the_job_before_it_runs(static, tmp_path):
     marker = tmp_path / "ran"
     proc = Pid1([static, "sh", "-c", f"touch {marker}; sleep 5"])
-    proc.kill(signal.SIGTERM)  # while the binary is still unpacking
+    # A signal sent before our binary is executing cannot be held by it (PID 1 drops
+    # it): wait for the exec, then signal while the binary is still unpacking.
+    binary = os.path.realpath(static)
+    wait_until(lambda: _exe(proc.pid1) == binary, timeout=10, what="the binary to run")
+    proc.kill(signal.SIGTERM)
     assert 128 + signal.SIGTERM == finish(proc)
     assert not marker.exists()
+
+
+def _exe(pid):
+    try:
+        return os.readlink(f"/proc/{pid}/exe")
+    except OSError:
+        return None
