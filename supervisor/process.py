@@ -284,6 +284,9 @@ class Supervisor:
                 for child in live:
                     self._kill_group(child, "second stop signal")
                 return
+        if not live and not quiet:
+            self.log.info("signal received while no child runs: not forwarded",
+                          signal=signal_name(signum))
         for child in live:
             _signal_group(child.pgid, signum)
             (self.log.debug if quiet else self.log.info)(

@@ -133,3 +133,14 @@ def _exe(pid):
         return os.readlink(f"/proc/{pid}/exe")
     except OSError:
         return None
+
+
+@pytest.mark.parametrize("signum", [signal.SIGUSR1, signal.SIGHUP])
+def test_other_signals_during_start_up_do_not_kill_the_job(static, tmp_path, signum):
+    marker = tmp_path / "ran"
+    proc = Pid1([static, "sh", "-c", f"touch {marker}; exit 7"])
+    binary = os.path.realpath(static)
+    wait_until(lambda: _exe(proc.pid1) == binary, timeout=10, what="the binary to run")
+    proc.kill(signum)  # while the bootloaders and Python are still starting
+    assert 7 == finish(proc)
+    assert marker.exists()
