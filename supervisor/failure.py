@@ -43,6 +43,10 @@ class StderrTail:
                 if item.text:
                     self.lines.extend(item.text.split("\n")[-TAIL_LINES:])
 
+    def last_lines(self, count: int) -> list[str]:
+        """The last `count` non-blank lines of stderr."""
+        return [line for line in self.lines if line.strip()][-count:]
+
 
 def exception_summary(traceback_text: str) -> tuple[str, list[str]]:
     """(the final exception line, the last frames) of a Python traceback."""
@@ -131,7 +135,7 @@ def describe(
             text += " (137 = 128+SIGKILL: most likely killed for running out of memory)"
         parts.append(text + ".")
         if not (tail and tail.traceback) and tail is not None and tail.lines:
-            last_lines = [line for line in tail.lines if line.strip()][-5:]
+            last_lines = tail.last_lines(5)
             if last_lines:
                 parts.append("Last lines of its stderr:\n" + "\n".join(last_lines))
     return truncate("\n".join(parts))

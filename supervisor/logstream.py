@@ -256,7 +256,7 @@ class LineFramer:
     def _frame_line(self, line: str, now: float, out: _Output) -> None:
         if "\r" in line:
             line = _final_state(line)
-        if len(line) > self.safe_line_chars and escaped_size(line.encode()) > self.budget:
+        if self._too_long(line):
             self._release(out)
             self._emit_pieces(line.encode(), 1, True, "part", out)
             return
@@ -319,12 +319,19 @@ class LineFramer:
             while trailing < len(held) - 1 and (held[-1 - trailing] == ""
                                                 or held[-1 - trailing] in CHAIN_PHRASES):
                 trailing += 1
-        group = "\n".join(held[: len(held) - trailing])
-        if len(group) > self.safe_line_chars and escaped_size(group.encode()) > self.budget:
-            self._emit_pieces(group.encode(), 1, True, kind, out)
-        else:
-            out.record(Record(group, kind))
+        self._emit_record("\n".join(held[: len(held) - trailing]), kind, kind, out)
         out.lines(held[len(held) - trailing :])
+
+    def _too_long(self, text: str) -> bool:
+        """Does `text` exceed the budget once escaped? (The length test spares most encodes.)"""
+        return len(text) > self.safe_line_chars and escaped_size(text.encode()) > self.budget
+
+    def _emit_record(self, text: str, kind: str, piece_kind: str, out: _Output) -> None:
+        """One record of `kind`, or pieces of `piece_kind` when it is too long for one."""
+        if self._too_long(text):
+            self._emit_pieces(text.encode(), 1, True, piece_kind, out)
+        else:
+            out.record(Record(text, kind))
 
     def _emit_pieces(self, data: bytes, first: int, last: bool, kind: str, out: _Output) -> None:
         pieces = split_bytes(data, self.budget)
@@ -383,10 +390,6 @@ class LineFramer:
             self._progress_at = float("-inf")
             if final != emitted:
                 self._release(out)
-                encoded = final.encode()
-                if len(final) > self.safe_line_chars and escaped_size(encoded) > self.budget:
-                    self._emit_pieces(encoded, 1, True, "part", out)
-                else:
-                    out.record(Record(final, "progress"))
+                self._emit_record(final, "progress", "part", out)
             return
         self._frame_line(rest.decode("utf-8", "replace"), now, out)

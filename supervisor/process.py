@@ -433,11 +433,11 @@ def _spawn_error(spec: ChildSpec, exc: OSError) -> errors.EntryError:
         return errors.EntryError(f"cannot start {program}: working directory {spec.cwd}: "
                                  f"{exc.strerror}")
     if isinstance(exc, FileNotFoundError):
-        import shutil
+        from supervisor.program import find_on_path
 
-        found = shutil.which(program, path=spec.env.get("PATH", os.defpath))
+        found = os.sep not in program and find_on_path(program, spec.env, None)
         relative_to = spec.cwd or os.curdir
-        if found is not None or (os.sep in program
+        if found or (os.sep in program
                                  and os.path.isfile(os.path.join(relative_to, program))):
             # The file is there, so what is missing is its #! interpreter or loader.
             return errors.CommandNotExecutable(

@@ -113,8 +113,7 @@ class Training:
             return
         if not result.started or result.stop_signal is not None:
             raise errors.SetupError(f"stopped during {what}")
-        lines = [line for line in tail.lines if line.strip()][-6:]
-        detail = "\n".join(lines)
+        detail = "\n".join(tail.last_lines(6))
         raise errors.SetupError(f"{what} failed with exit code {result.exit_code}"
                                 + (f":\n{detail}" if detail else ""))
 
