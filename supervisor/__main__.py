@@ -1,6 +1,6 @@
 """`python -m supervisor` (and the frozen binary) run the same CLI as `sm-entry`."""
 
-from supervisor.signals_early import hold_signals
+from supervisor.core.signals import hold_signals
 
 hold_signals()  # before the slow imports: a signal now waits for our handlers
 

@@ -6,13 +6,14 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from supervisor import __version__, errors, events, program
-from supervisor.eventloop import EventLoop
-from supervisor.process import ChildSpec, Supervisor
-from supervisor.relay import ChildOutput, Observer
+from supervisor import __version__, errors, executables
+from supervisor.core.eventloop import EventLoop
+from supervisor.core.process import ChildSpec, Supervisor
+from supervisor.core.terminal import Terminal
+from supervisor.logs import events
+from supervisor.logs.relay import ChildOutput, Observer
+from supervisor.logs.sinks import FdWriter
 from supervisor.settings import Mode, Settings
-from supervisor.sinks import FdWriter
-from supervisor.terminal import Terminal
 
 
 def run(settings: Settings, environ: Mapping[str, str]) -> int:
@@ -20,7 +21,7 @@ def run(settings: Settings, environ: Mapping[str, str]) -> int:
     if settings.mode is Mode.DOCTOR:
         import sys
 
-        from supervisor import doctor
+        from supervisor.train import doctor
 
         return doctor.run(settings, environ, sys.stdout)
     stdout, stderr = FdWriter(1, "stdout"), FdWriter(2, "stderr")
@@ -32,7 +33,7 @@ def run(settings: Settings, environ: Mapping[str, str]) -> int:
         """Relay the child's stdout/stderr, except to a terminal (a person, not CloudWatch)."""
         record_fields = {"mode": settings.mode.value, "host": fields["host"]}
         if settings.metrics:
-            from supervisor.metrics import MetricScanner
+            from supervisor.logs.metrics import MetricScanner
 
             observers = [*observers, MetricScanner(settings.metrics, record_fields, stdout)]
         return ChildOutput(
@@ -57,12 +58,12 @@ def run(settings: Settings, environ: Mapping[str, str]) -> int:
             "sm-entry started", version=__version__, stop_timeout_s=settings.stop_timeout,
             subreaper=supervisor.is_subreaper)
         if settings.mode is Mode.TRAIN:
-            from supervisor import train
+            from supervisor.train import job
 
-            return train.run(settings, environ, supervisor, log, make_output, fields)
+            return job.run(settings, environ, supervisor, log, make_output, fields)
         argv = list(settings.command)
         if not argv:
-            argv = program.mode_program(settings.mode.value, environ, settings.own_executable)
+            argv = executables.mode_program(settings.mode.value, environ, settings.own_executable)
         name = "command" if settings.mode is Mode.RUN else "program"
         return supervisor.run(ChildSpec(argv=argv, env=environ, name=name,
                                         output=make_output())).exit_code

@@ -8,15 +8,17 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn, TypeVar
 
-from supervisor.lazyimport import deferred
+from supervisor.core.lazyimport import deferred
 
 # Everything imported at start-up goes through deferred(): see lazyimport.
 with deferred():
     import click
 
-    from supervisor import __version__, events, frozen, outcome
+    from supervisor import __version__
+    from supervisor.core import frozen, outcome
+    from supervisor.core.signals import hold_signals
+    from supervisor.logs import events
     from supervisor.settings import DEFAULT_STOP_TIMEOUT, Mode, Settings, default_root
-    from supervisor.signals_early import hold_signals
 
 MAIN_HELP = """\
 A container entrypoint (PID 1) for machine-learning jobs.
@@ -82,7 +84,7 @@ class EntryGroup(click.Group):
 
 def _metrics(ctx: click.Context, options: Sequence[str]) -> tuple[tuple[str, str], ...]:
     from supervisor import errors
-    from supervisor.metrics import parse_definitions
+    from supervisor.logs.metrics import parse_definitions
 
     pairs = []
     for option in options:
@@ -304,7 +306,7 @@ def parse(args: Sequence[str], own_executable: str | None = None) -> Settings | 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:
     """Entry point of the binary, the console script and `python -m supervisor`."""
-    hold_signals()  # the console script arrives here first (see signals_early)
+    hold_signals()  # the console script arrives here first (see core.signals)
     own_executable = frozen.own_executable(os.environ)
     frozen.restore_user_environment()
     args = list(sys.argv[1:] if argv is None else argv)

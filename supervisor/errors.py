@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from supervisor import outcome
+from supervisor.core import outcome
 
 
 class EntryError(Exception):

@@ -21,7 +21,12 @@ CHILDREN = REPO / "tests" / "children"
 STATIC_BINARY = Path(os.environ.get("SM_ENTRY_TEST_STATIC", REPO / "dist" / "sm-entry"))
 DYNAMIC_BINARY = REPO / "dist" / "sm-entry-dynamic"
 SYSTEM_PYTHON = "/usr/bin/python3"
-SOURCE_COMMAND = [sys.executable, "-m", "supervisor"]
+# `python -m supervisor` from this checkout, whatever an editable install points at.
+SOURCE_COMMAND = [
+    sys.executable, "-c",
+    f"import sys; sys.path.insert(0, {str(REPO)!r}); import runpy; "
+    "runpy.run_module('supervisor', run_name='__main__', alter_sys=True)",
+]
 TIMEOUT = 30.0  # a generous bound for anything that should take milliseconds
 
 

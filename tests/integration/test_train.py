@@ -1,6 +1,7 @@
 """`sm-entry train` end to end: the tree, the program, the outcome files."""
 
 import json
+import shlex
 import os
 import signal
 import subprocess
@@ -314,7 +315,7 @@ def test_hosts_resolving_late_are_waited_for(sm_entry, tmp_path):
     hosts = tmp_path / "hosts"
     hosts.write_text("127.0.0.1 localhost\n")
     root = make_tree(tmp_path / "ml", resourceconfig={"current_host": "algo-1", "hosts": ["algo-1", "algo-2"]})
-    inner = " ".join(map(str, sm_entry))
+    inner = shlex.join(map(str, sm_entry))
     script = (f"mount --bind {hosts} /etc/hosts && "
               f"(sleep 1.5; echo '127.0.0.1 algo-1 algo-2' >> {hosts}) & "
               f"exec {inner} --root {root} train -- true")

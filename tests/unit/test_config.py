@@ -5,8 +5,10 @@ import os
 
 import pytest
 
-from supervisor import config, errors, outcome
-from supervisor.layout import Layout
+from supervisor import errors
+from supervisor.core import outcome
+from supervisor.train import config
+from supervisor.train.layout import Layout
 
 RC = {"current_host": "algo-1", "hosts": ["algo-1"]}
 

@@ -3,7 +3,7 @@
 import pytest
 
 from supervisor import errors
-from supervisor.distributed import wait_for_hosts
+from supervisor.launch.hosts import wait_for_hosts
 
 
 class Log:

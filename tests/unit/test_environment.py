@@ -6,10 +6,10 @@ import stat
 
 import pytest
 
-from supervisor import environment
-from supervisor.config import TrainingConfig
-from supervisor.environment import Resources
-from supervisor.layout import Layout
+from supervisor.train import environment
+from supervisor.train.config import TrainingConfig
+from supervisor.train.environment import Resources
+from supervisor.train.layout import Layout
 
 LAYOUT = Layout("/opt/ml")
 RESOURCES = Resources(num_cpus=4, num_gpus=0, num_neurons=0)

@@ -3,7 +3,7 @@
 import os
 import signal
 
-from supervisor.eventloop import EventLoop
+from supervisor.core.eventloop import EventLoop
 
 
 def test_timers_run_in_time_order_and_cancel():

@@ -4,8 +4,14 @@ import signal
 
 import pytest
 
-from supervisor.failure import StderrTail, describe, exception_summary, program_label, truncate
-from supervisor.logstream import Lines, Record
+from supervisor.logs.framing import Lines, Record
+from supervisor.train.failure import (
+    StderrTail,
+    describe,
+    exception_summary,
+    program_label,
+    truncate,
+)
 
 TRACEBACK = (
     "Traceback (most recent call last):\n"

@@ -2,7 +2,7 @@
 
 import pytest
 
-from supervisor.frozen import child_base_env
+from supervisor.core.frozen import child_base_env
 
 BOOTLOADER_VARS = {
     "_PYI_APPLICATION_HOME_DIR": "/tmp/_MEI1",

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from supervisor import hyperparameters as hp
+from supervisor.train import hyperparameters as hp
 
 
 @pytest.mark.parametrize(

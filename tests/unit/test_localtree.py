@@ -5,8 +5,8 @@ import json
 import pytest
 
 from supervisor import errors
-from supervisor.layout import Layout
-from supervisor.localtree import fill
+from supervisor.train.layout import Layout
+from supervisor.train.localtree import fill
 
 
 def test_hyperparameters_are_merged_as_strings(tmp_path):

@@ -5,7 +5,7 @@ import os
 import orjson
 import pytest
 
-from supervisor.logstream import (
+from supervisor.logs.framing import (
     DEFAULT_MAX_RECORD_BYTES,
     LineFramer,
     Lines,

@@ -5,9 +5,9 @@ import json
 import pytest
 
 from supervisor import errors
-from supervisor.logstream import Lines, Record
-from supervisor.metrics import MetricScanner, emf_record, parse_definitions
-from supervisor.sinks import FdWriter
+from supervisor.logs.framing import Lines, Record
+from supervisor.logs.metrics import MetricScanner, emf_record, parse_definitions
+from supervisor.logs.sinks import FdWriter
 
 
 def test_options_and_metricdefinitions_json_combine():

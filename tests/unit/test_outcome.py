@@ -5,7 +5,7 @@ import signal
 
 import pytest
 
-from supervisor import outcome
+from supervisor.core import outcome
 
 
 @pytest.mark.parametrize("code", [0, 1, 2, 42, 126, 127, 128, 255])

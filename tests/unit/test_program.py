@@ -5,7 +5,7 @@ import os
 import pytest
 
 from supervisor import errors
-from supervisor.program import find_on_path, mode_program
+from supervisor.executables import find_on_path, mode_program
 
 
 def make_exe(path, text="#!/bin/sh\n"):

@@ -4,8 +4,13 @@ import json
 
 import pytest
 
-from supervisor.logstream import Lines, Record
-from supervisor.sinks import JsonRecordRenderer, TextRecordRenderer, format_timestamp, line_level
+from supervisor.logs.framing import Lines, Record
+from supervisor.logs.sinks import (
+    JsonRecordRenderer,
+    TextRecordRenderer,
+    format_timestamp,
+    line_level,
+)
 
 FIELDS = {"mode": "train", "host": "algo-1", "pid": 42}
 

@@ -4,7 +4,7 @@ import tarfile
 
 import pytest
 
-from supervisor.sourcedir import check_member
+from supervisor.train.sourcedir import check_member
 
 
 def member(name, kind=tarfile.REGTYPE, link=""):
@@ -59,7 +59,7 @@ def _archive(path, members):
 ], ids=["link-through-link", "two-levels-up", "link-then-retarget"])
 def test_link_chains_cannot_write_outside_and_nothing_is_left(tmp_path, members):
     from supervisor import errors
-    from supervisor.sourcedir import extract_archive
+    from supervisor.train.sourcedir import extract_archive
 
     code = tmp_path / "code"
     code.mkdir()
@@ -73,7 +73,7 @@ def test_link_chains_cannot_write_outside_and_nothing_is_left(tmp_path, members)
 
 
 def test_safe_archive_with_inner_links_is_extracted(tmp_path):
-    from supervisor.sourcedir import extract_archive
+    from supervisor.train.sourcedir import extract_archive
 
     code = tmp_path / "code"
     code.mkdir()

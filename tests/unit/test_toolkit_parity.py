@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from supervisor import config, environment
-from supervisor.layout import Layout
+from supervisor.train import config, environment
+from supervisor.train.layout import Layout
 
 TOOLKIT = Path(__file__).resolve().parent.parent / "toolkit"
 CASES = TOOLKIT / "cases"

@@ -15,9 +15,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from supervisor import hyperparameters as hp
-from supervisor.config import TrainingConfig
-from supervisor.layout import Layout
+from supervisor.train import hyperparameters as hp
+from supervisor.train.config import TrainingConfig
+from supervisor.train.layout import Layout
 
 CGROUP_ROOT = "/sys/fs/cgroup"
 DETECT_TIMEOUT = 30.0  # nvidia-smi can hang on a broken driver; the toolkit waits forever

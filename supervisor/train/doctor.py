@@ -13,7 +13,8 @@ import shlex
 from collections.abc import Mapping
 from typing import Any, TextIO
 
-from supervisor import errors, outcome
+from supervisor import errors
+from supervisor.core import outcome
 from supervisor.settings import Settings
 
 SECRET_NAME = re.compile(r"KEY|SECRET|TOKEN|PASSWORD|PASSWD|CREDENTIAL", re.IGNORECASE)
@@ -66,28 +67,28 @@ def redact(env: Mapping[str, str]) -> dict[str, str]:
 
 
 def run(settings: Settings, environ: Mapping[str, str], out: TextIO) -> int:
-    from supervisor import train
-    from supervisor.layout import Layout
+    from supervisor.train import job
+    from supervisor.train.layout import Layout
 
     layout = Layout(settings.root)
     out.write(f"sm-entry doctor: the training job under {layout.root}\n")
     try:
-        job = train.plan(settings, environ)
+        plan = job.plan(settings, environ)
     except errors.EntryError as exc:
         out.write(f"problem: {exc.message}\n")
         return exc.exit_code
-    for name, source in sorted(job.config_sources.items()):
+    for name, source in sorted(plan.config_sources.items()):
         out.write(f"config {name}: {source or 'missing: defaults used'}\n")
-    hosts = ", ".join(job.hosts)
-    out.write(f"hosts: {hosts} (this host {job.current_host}, master {job.master})\n")
-    out.write(f"cpus: {job.num_cpus}  gpus: {job.num_gpus}\n")
-    if job.submit_directory:
-        out.write(f"submit directory: {job.submit_directory} (into {layout.code_dir})\n")
-    if job.install_package:
+    hosts = ", ".join(plan.hosts)
+    out.write(f"hosts: {hosts} (this host {plan.current_host}, master {plan.master})\n")
+    out.write(f"cpus: {plan.num_cpus}  gpus: {plan.num_gpus}\n")
+    if plan.submit_directory:
+        out.write(f"submit directory: {plan.submit_directory} (into {layout.code_dir})\n")
+    if plan.install_package:
         out.write(f"before the program: pip install . in {layout.code_dir}\n")
-    out.write(f"command: {shlex.join(_redact_args(job.command()))}\n")
+    out.write(f"command: {shlex.join(_redact_args(plan.command()))}\n")
     out.write(f"working directory: {layout.code_dir}\n")
     out.write("environment:\n")
-    for name, value in sorted(redact(job.env).items()):
+    for name, value in sorted(redact(plan.env).items()):
         out.write(f"  {name}={value}\n")
     return outcome.EXIT_OK

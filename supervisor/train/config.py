@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from supervisor import errors
-from supervisor.layout import Layout
+from supervisor.train.layout import Layout
 
 HYPERPARAMETERS_FILE = "hyperparameters.json"
 RESOURCE_CONFIG_FILE = "resourceconfig.json"
@@ -122,7 +122,7 @@ def show(value: Any, limit: int = 80) -> str:
 def check_hyperparameters(path: str, hyperparameters: Mapping[str, Any]) -> None:
     """Any JSON value is accepted (decoded later); only a value the toolkit trips on is not."""
     if DISTRIBUTION_INSTANCE_GROUPS in hyperparameters:
-        from supervisor.hyperparameters import decode_value
+        from supervisor.train.hyperparameters import decode_value
 
         groups = decode_value(hyperparameters[DISTRIBUTION_INSTANCE_GROUPS])
         # The toolkit tests `name in groups`: a list (or, as it happens, a string

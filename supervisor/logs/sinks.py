@@ -14,7 +14,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from supervisor.logstream import Lines, Record
+from supervisor.logs.framing import Lines, Record
 
 
 class FdWriter:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from supervisor import errors
-from supervisor.layout import Layout
+from supervisor.train.layout import Layout
 
 FILE_CHANNEL = {"TrainingInputMode": "File", "S3DistributionType": "FullyReplicated",
                 "RecordWrapperType": "None"}

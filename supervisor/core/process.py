@@ -20,12 +20,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from supervisor import errors, outcome
-from supervisor.signals_early import release_signals
-from supervisor.terminal import Terminal
+from supervisor import errors
+from supervisor.core import outcome
+from supervisor.core.signals import release_signals
+from supervisor.core.terminal import Terminal
 
 if TYPE_CHECKING:
-    from supervisor.relay import ChildOutput
+    from supervisor.logs.relay import ChildOutput
 
 # Signals we pass on to the child's process group. Not forwarded: SIGCHLD
 # (ours), SIGTTIN/SIGTTOU (caught and dropped, so a background write or
@@ -433,7 +434,7 @@ def _spawn_error(spec: ChildSpec, exc: OSError) -> errors.EntryError:
         return errors.EntryError(f"cannot start {program}: working directory {spec.cwd}: "
                                  f"{exc.strerror}")
     if isinstance(exc, FileNotFoundError):
-        from supervisor.program import find_on_path
+        from supervisor.executables import find_on_path
 
         found = os.sep not in program and find_on_path(program, spec.env, None)
         relative_to = spec.cwd or os.curdir

@@ -17,8 +17,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from supervisor import errors
-from supervisor.logstream import Item, Lines
-from supervisor.sinks import FdWriter
+from supervisor.logs.framing import Item, Lines
+from supervisor.logs.sinks import FdWriter
 
 NAMESPACE = "sm-entry"
 DIMENSIONS = ("host", "mode")

@@ -13,7 +13,7 @@ import signal
 from collections import deque
 from collections.abc import Sequence
 
-from supervisor.logstream import Item, Lines, Record
+from supervisor.logs.framing import Item, Lines, Record
 
 MAX_REASON_CHARS = 1024
 TAIL_LINES = 20

@@ -15,8 +15,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from supervisor.logstream import Item, LineFramer
-from supervisor.sinks import FdWriter, JsonRecordRenderer, TextRecordRenderer
+from supervisor.logs.framing import Item, LineFramer
+from supervisor.logs.sinks import FdWriter, JsonRecordRenderer, TextRecordRenderer
 
 # Reads smaller than the pipe: each read's text is copied a few times while
 # it is framed and rendered, and 256 KiB keeps that under ~5 MiB.

@@ -12,7 +12,7 @@ import time
 from collections.abc import Mapping, MutableMapping
 from typing import Any
 
-from supervisor.sinks import FdWriter, format_timestamp
+from supervisor.logs.sinks import FdWriter, format_timestamp
 
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
 LOG_FORMATS = ("json", "text", "raw")  # raw: the child's bytes unchanged; our events as json
@@ -76,7 +76,7 @@ class _WriterLogger:
 
 
 def _import_structlog() -> Any:
-    from supervisor.lazyimport import deferred
+    from supervisor.core.lazyimport import deferred
 
     with deferred():
         import structlog

@@ -14,13 +14,15 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from supervisor import errors, failure, outcome
-from supervisor.layout import Layout
-from supervisor.process import ChildResult, ChildSpec, Supervisor
+from supervisor import errors
+from supervisor.core import outcome
+from supervisor.core.process import ChildResult, ChildSpec, Supervisor
 from supervisor.settings import Settings
+from supervisor.train import failure
+from supervisor.train.layout import Layout
 
 if TYPE_CHECKING:
-    from supervisor.config import TrainingConfig
+    from supervisor.train.config import TrainingConfig
 
 OutputFactory = Callable[[Sequence[Any]], Any]  # observers -> ChildOutput
 REQUIREMENTS = "requirements.txt"
@@ -48,7 +50,8 @@ class Training:
             return exc.exit_code
 
     def _run(self) -> int:
-        from supervisor import distributed, localtree, program, sourcedir
+        from supervisor.launch import hosts
+        from supervisor.train import localtree, program, sourcedir
 
         layout = self.layout
         self._prepare_tree()
@@ -68,7 +71,7 @@ class Training:
                       master=job.master, num_cpus=job.num_cpus, num_gpus=job.num_gpus,
                       program=argv[0])
         if len(job.hosts) > 1:
-            distributed.wait_for_hosts(job.hosts, self.settings.host_wait, self.log,
+            hosts.wait_for_hosts(job.hosts, self.settings.host_wait, self.log,
                                        self.supervisor.loop.time, self._sleep)
         requirements = os.path.join(layout.code_dir, REQUIREMENTS)
         if os.path.isfile(requirements):
@@ -180,13 +183,13 @@ class Plan:
 
 
 def read_config(layout: Layout) -> TrainingConfig:
-    from supervisor import config
+    from supervisor.train import config
 
     return config.load(layout)
 
 
 def submit_directory(cfg: TrainingConfig, environ: Mapping[str, str]) -> str | None:
-    from supervisor import hyperparameters, sourcedir
+    from supervisor.train import hyperparameters, sourcedir
 
     _, _, consumed = hyperparameters.split(hyperparameters.decode(cfg.hyperparameters))
     return sourcedir.submit_directory(consumed, dict(environ))
@@ -195,7 +198,7 @@ def submit_directory(cfg: TrainingConfig, environ: Mapping[str, str]) -> str | N
 def plan(settings: Settings, environ: Mapping[str, str],
          cfg: TrainingConfig | None = None) -> Plan:
     """Read the tree and decide everything: the toolkit's environment, the program, its args."""
-    from supervisor import environment, program
+    from supervisor.train import environment, program
 
     layout = Layout(settings.root)
     cfg = cfg or read_config(layout)

@@ -1,0 +1,1 @@
+"""The process core: spawn, signals, reaping, stop; the event loop; exit codes."""

@@ -1,0 +1,1 @@
+"""Launching on several hosts: waiting for the cluster, launcher command lines."""

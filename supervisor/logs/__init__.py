@@ -1,0 +1,1 @@
+"""Logs: framing of the child's output, relay, renderers, our own events, metrics."""

@@ -1,0 +1,1 @@
+"""The SageMaker training contract: the /opt/ml tree, config, environment, program, code."""
