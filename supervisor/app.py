@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from typing import Any
 
 from supervisor import __version__, errors, executables
 from supervisor.core.eventloop import EventLoop
-from supervisor.core.process import ChildSpec, Supervisor
+from supervisor.core.frozen import is_frozen
+from supervisor.core.process import ChildSpec, Loop, Supervisor
 from supervisor.core.terminal import Terminal
 from supervisor.logs import events
 from supervisor.logs.relay import ChildOutput, Observer
-from supervisor.logs.sinks import FdWriter
+from supervisor.logs.writer import OutputWriter
 from supervisor.settings import Mode, Settings
 
 
@@ -23,11 +24,12 @@ def run(settings: Settings, environ: Mapping[str, str]) -> int:
 
         from supervisor.train import doctor
 
+        sys.stdout.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
         return doctor.run(settings, environ, sys.stdout)
-    stdout, stderr = FdWriter(1, "stdout"), FdWriter(2, "stderr")
+    loop = EventLoop()
+    stdout, stderr = OutputWriter(1, "stdout", loop), OutputWriter(2, "stderr", loop)
     fields = events.default_fields(settings.mode.value)  # "host" is updated by train
     log = events.DeferredLogger(settings.log_format, settings.log_level, stderr, fields)
-    loop = EventLoop()
 
     def make_output(observers: Sequence[Observer] = ()) -> ChildOutput:
         """Relay the child's stdout/stderr, except to a terminal (a person, not CloudWatch)."""
@@ -52,21 +54,25 @@ def run(settings: Settings, environ: Mapping[str, str]) -> int:
     supervisor: Supervisor | None = None
     try:
         supervisor = Supervisor(loop, log, settings.stop_timeout, Terminal.of_stdin(),
-                                drain_timeout=settings.drain_timeout)
+                                drain_timeout=settings.drain_timeout,
+                                signal_scope=settings.signal_scope, merge_echoes=is_frozen())
         # Said once the first child runs, so that it starts before our logging is loaded.
         supervisor.on_first_spawn = lambda: log.info(
             "sm-entry started", version=__version__, stop_timeout_s=settings.stop_timeout,
-            subreaper=supervisor.is_subreaper)
+            subreaper=supervisor.is_subreaper, signal_scope=settings.signal_scope)
         if settings.mode is Mode.TRAIN:
             from supervisor.train import job
 
-            return job.run(settings, environ, supervisor, log, make_output, fields)
-        argv = list(settings.command)
-        if not argv:
-            argv = executables.mode_program(settings.mode.value, environ, settings.own_executable)
-        name = "command" if settings.mode is Mode.RUN else "program"
-        return supervisor.run(ChildSpec(argv=argv, env=environ, name=name,
-                                        output=make_output())).exit_code
+            main = job.run(settings, environ, supervisor, log, make_output, fields)
+        else:
+            argv = list(settings.command)
+            if not argv:
+                argv = executables.mode_program(settings.mode.value, environ,
+                                                settings.own_executable)
+            name = "command" if settings.mode is Mode.RUN else "program"
+            main = _exit_code(supervisor.run(ChildSpec(argv=argv, env=environ, name=name,
+                                                       output=make_output())))
+        return run_until_complete(loop, main)
     except errors.EntryError as exc:
         log.error(exc.message, exit_code=exc.exit_code)
         return exc.exit_code
@@ -76,12 +82,34 @@ def run(settings: Settings, environ: Mapping[str, str]) -> int:
             supervisor.kill_all()
         raise
     finally:
-        _report_lost_output(log, stdout, stderr)
+        _flush(log, settings.drain_timeout, stdout, stderr)
         loop.close()
 
 
-def _report_lost_output(log: Any, *writers: FdWriter) -> None:
+def run_until_complete(loop: Loop, main: Coroutine[Any, Any, int]) -> int:
+    """Run the loop once for what is pending (signals held during start-up), then `main`."""
+    loop.call_soon(loop.stop)
+    loop.run_forever()  # a stop that came while we started is seen before anything runs
+    task = loop.create_task(main)
+    task.add_done_callback(lambda _: loop.stop())
+    loop.run_forever()
+    result: int = task.result()
+    return result
+
+
+async def _exit_code(result: Coroutine[Any, Any, Any]) -> int:
+    code: int = (await result).exit_code
+    return code
+
+
+def _flush(log: Any, timeout: float, *writers: OutputWriter) -> None:
+    """Write out what is queued (bounded: a stalled reader must not keep us), report losses."""
     for writer in writers:
-        if writer.error is not None:
+        if not writer.flush(timeout) and writer.error is None:
+            writer.error = f"{writer.name}: not being read (gave up after {timeout:g} s)"
+    for writer in writers:
+        if writer.error is not None or writer.dropped_bytes:
             log.error("output lost", stream=writer.name, error=writer.error,
-                      dropped_bytes=writer.dropped_bytes)
+                      dropped_bytes=writer.dropped_bytes + writer.pending_bytes)
+    for writer in writers:
+        writer.flush(min(timeout, 1.0))

@@ -26,9 +26,9 @@ A container entrypoint (PID 1) for machine-learning jobs.
 \b
 SageMaker starts the container as `IMAGE train` or `IMAGE serve`; with
 ENTRYPOINT ["sm-entry"] those become the modes below. Any other command is
-run as a supervised child, the way tini runs it: signals forwarded to its
-process group, every zombie reaped, its exit code returned (128+N when it
-died of signal N).
+run as a supervised child, the way tini runs it: signals forwarded to it,
+every zombie reaped, everything it started stopped when it ends, its exit
+code returned (128+N when it died of signal N).
 
 \b
 Examples:
@@ -43,8 +43,10 @@ SageMaker only appends `train` or `serve` to the ENTRYPOINT.
 
 \b
 Exit codes: the child's own code; 128+N when it died of signal N (137 when
-it was killed after the stop timeout); 2 bad usage; 125 sm-entry failed;
-126 command not executable; 127 command not found.
+it was killed after the stop timeout; 128+N also when a stop signal came
+during set-up); 2 bad usage; 65 set-up failed; 70 internal error of
+sm-entry; 73 no directory to unpack into; 78 bad configuration; 126 command
+not executable; 127 command not found.
 """
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -119,6 +121,7 @@ def _settings(ctx: click.Context, mode: Mode, command: Sequence[str],
         stop_timeout=DEFAULT_STOP_TIMEOUT[mode] if stop_timeout is None else stop_timeout,
         log_format=log_format,
         log_level=options["log_level"],
+        signal_scope=options["signal_scope"] or "child",
         command=tuple(command),
         own_executable=(ctx.find_root().obj or {}).get("own_executable"),
         drain_timeout=options["drain_timeout"],
@@ -137,8 +140,15 @@ GLOBAL_OPTIONS: list[tuple[str, dict[str, Any]]] = [
         "help": "The /opt/ml tree. [default: $SAGEMAKER_BASE_DIR, else /opt/ml]"}),
     ("--stop-timeout", {
         "envvar": "SM_ENTRY_STOP_TIMEOUT", "type": click.FloatRange(min=0), "metavar": "SECONDS",
-        "help": "After SIGTERM/SIGINT, how long the child's process group gets before SIGKILL. "
+        "help": "After SIGTERM/SIGINT, how long the child gets to stop before its whole process "
+        "tree is SIGKILLed; also the grace given to what it leaves running when it exits. "
         "[default: 110 for train, 25 for serve, 8 for a command]"}),
+    ("--signal-scope", {
+        "envvar": "SM_ENTRY_SIGNAL_SCOPE", "type": click.Choice(("child", "group")),
+        "help": "Who hears the signals sm-entry forwards (SIGTERM included): child, the main "
+        "child only, which stops its own workers in its own order (a DataLoader, torchrun, "
+        "gunicorn); group, its whole process group (a shell script whose commands should all "
+        "hear them). [default: child]"}),
     ("--log-format", {
         "envvar": "SM_ENTRY_LOG_FORMAT", "type": click.Choice(events.LOG_FORMATS),
         "help": "json: one JSON record per line of the child and per event of ours; text: the "

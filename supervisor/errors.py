@@ -56,3 +56,14 @@ class SetupError(EntryError):
     """The job could not be prepared: code delivery, requirements, hosts."""
 
     exit_code = outcome.EXIT_SETUP_FAILED
+
+
+class Stopped(EntryError):
+    """A stop signal came during set-up, before the program ran: 128+N, as for the program."""
+
+    def __init__(self, signum: int, during: str) -> None:
+        from supervisor.core.signals import signal_name
+
+        super().__init__(f"stopped by {signal_name(signum)} during {during}")
+        self.exit_code = outcome.SIGNAL_EXIT_BASE + signum
+        self.signum = signum

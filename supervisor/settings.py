@@ -42,6 +42,7 @@ class Settings:
     hyperparameters: tuple[tuple[str, str], ...] = ()  # local runs: --hp KEY=VALUE
     channels: tuple[tuple[str, str], ...] = ()  # local runs: --channel NAME=PATH
     host_wait: float = 15 * 60.0  # multi-host: how long the other hosts may take to resolve
+    signal_scope: str = "child"  # who hears forwarded signals: the main child, or its group
 
 
 def default_root(environ: Mapping[str, str]) -> str:

@@ -8,11 +8,17 @@ asyncio anyway (the serve front) can hand the core a real asyncio loop.
 
 Signals are turned into events: Python's C-level handler writes each signal
 number to a wakeup pipe in arrival order, and the loop dispatches them from
-there, so no work ever happens inside a signal handler.
+there, so no work ever happens inside a signal handler. The same pipe wakes
+the loop for callbacks queued from another thread (our output writers).
+
+A child's end is a future, and a mode is a coroutine awaiting such futures
+(`create_future`, `create_task`), so the same core code runs on this loop
+and on asyncio's.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import heapq
 import itertools
@@ -21,7 +27,7 @@ import selectors
 import signal
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine, Generator
 from typing import Any
 
 Callback = Callable[..., object]
@@ -55,6 +61,78 @@ class TimerHandle(Handle):
         self.when = when
 
 
+class Future:
+    """A result that arrives later, awaitable from a coroutine run by `Task`."""
+
+    __slots__ = ("_callbacks", "_exception", "_loop", "_result", "_state")
+
+    def __init__(self, loop: EventLoop) -> None:
+        self._loop = loop
+        self._state = "pending"
+        self._result: Any = None
+        self._exception: BaseException | None = None
+        self._callbacks: list[Callable[[Future], object]] = []
+
+    def done(self) -> bool:
+        return self._state != "pending"
+
+    def result(self) -> Any:
+        if self._state == "pending":
+            raise RuntimeError("result is not set yet")
+        if self._exception is not None:
+            raise self._exception
+        return self._result
+
+    def exception(self) -> BaseException | None:
+        return self._exception
+
+    def set_result(self, value: Any) -> None:
+        self._settle("done", value, None)
+
+    def set_exception(self, exception: BaseException) -> None:
+        self._settle("done", None, exception)
+
+    def add_done_callback(self, callback: Callable[[Future], object]) -> None:
+        if self.done():
+            self._loop.call_soon(callback, self)
+        else:
+            self._callbacks.append(callback)
+
+    def _settle(self, state: str, value: Any, exception: BaseException | None) -> None:
+        if self.done():
+            raise RuntimeError("result is already set")
+        self._state, self._result, self._exception = state, value, exception
+        callbacks, self._callbacks = self._callbacks, []
+        for callback in callbacks:
+            self._loop.call_soon(callback, self)
+
+    def __await__(self) -> Generator[Future, None, Any]:
+        if not self.done():
+            yield self
+        return self.result()
+
+
+class Task(Future):
+    """Runs a coroutine on the loop: each awaited future resumes it when done."""
+
+    __slots__ = ("_coroutine",)
+
+    def __init__(self, loop: EventLoop, coroutine: Coroutine[Any, Any, Any]) -> None:
+        super().__init__(loop)
+        self._coroutine = coroutine
+        loop.call_soon(self._step)
+
+    def _step(self, _awaited: Future | None = None) -> None:
+        try:
+            waiting_on = self._coroutine.send(None)
+        except StopIteration as stop:
+            self.set_result(stop.value)
+        except BaseException as exc:
+            self.set_exception(exc)
+        else:
+            waiting_on.add_done_callback(self._step)
+
+
 def _ignore_signal(signum: int, frame: object) -> None:
     """Python-level handler: the real work is done from the wakeup pipe."""
 
@@ -81,6 +159,20 @@ class EventLoop:
         handle = Handle(callback, args)
         self._ready.append(handle)
         return handle
+
+    def call_soon_threadsafe(self, callback: Callback, *args: Any) -> Handle:
+        handle = Handle(callback, args)
+        self._ready.append(handle)  # deque.append is atomic
+        # No signal has number 0; a full pipe wakes the loop anyway.
+        with contextlib.suppress(BlockingIOError):
+            os.write(self._wakeup_write, b"\0")
+        return handle
+
+    def create_future(self) -> Future:
+        return Future(self)
+
+    def create_task(self, coroutine: Coroutine[Any, Any, Any]) -> Task:
+        return Task(self, coroutine)
 
     def call_later(self, delay: float, callback: Callback, *args: Any) -> TimerHandle:
         return self.call_at(self.time() + delay, callback, *args)

@@ -1,13 +1,24 @@
 """The PID-1 core: start children, forward signals, reap everything, stop with grace.
 
 One `Supervisor` owns the signal handlers and the only `waitpid(-1)` of the
-process; each child it starts runs in its own process group so that a
-forwarded signal, a stop and the final cleanup reach everything the child
-started. Children are started with `subprocess.Popen` (not asyncio's
+process. Children are started with `subprocess.Popen` (not asyncio's
 subprocess API, whose child watcher reports 255 when someone else reaped the
-child and whose wait also waits for pipe EOF). Our process is a child
-subreaper, so orphans of the child's tree come back to us and are reaped even
-when we are not PID 1.
+child and whose wait also waits for pipe EOF), each in its own process group.
+Our process is a child subreaper, so orphans of the job come back to us and
+are reaped even when we are not PID 1.
+
+Who hears what: a coordinator (a training script with DataLoader workers,
+torchrun, gunicorn's arbiter, mpirun) stops its own workers in its own order,
+so by default forwarded signals, stop signals included, go to the main child
+only, as under tini. When the main child has exited, the rest of its tree
+(every descendant, daemons that called setsid() included) gets SIGTERM, the
+grace, then SIGKILL; at the stop timeout the whole tree gets SIGKILL.
+`signal_scope="group"` sends every forwarded signal to the child's process
+group instead.
+
+The core never runs the loop itself: a child's end is a future
+(`Child.done`), so it works on our `EventLoop` and on asyncio alike, and a
+mode is a coroutine that awaits its children.
 """
 
 from __future__ import annotations
@@ -21,51 +32,39 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from supervisor import errors
-from supervisor.core import outcome
-from supervisor.core.signals import release_signals
+from supervisor.core import outcome, tree
+from supervisor.core.signals import (
+    DROPPED,
+    FORWARDED,
+    QUIET,
+    STOP,
+    inherited_ignored,
+    release_signals,
+    signal_name,
+)
 from supervisor.core.terminal import Terminal
 
 if TYPE_CHECKING:
     from supervisor.logs.relay import ChildOutput
 
-# Signals we pass on to the child's process group. Not forwarded: SIGCHLD
-# (ours), SIGTTIN/SIGTTOU (caught and dropped, so a background write or
-# read never stops us), SIGPIPE/SIGXFSZ (raised by our own writes), the
-# synchronous faults (SEGV, BUS, FPE, ILL, TRAP, SYS, ABRT) and the profiling
-# timers.
-FORWARDED_SIGNALS: tuple[int, ...] = (
-    signal.SIGHUP,
-    signal.SIGINT,
-    signal.SIGQUIT,
-    signal.SIGUSR1,
-    signal.SIGUSR2,
-    signal.SIGALRM,
-    signal.SIGTERM,
-    signal.SIGCONT,
-    signal.SIGTSTP,
-    signal.SIGWINCH,
-    *range(signal.SIGRTMIN, signal.SIGRTMAX + 1),
-)
-STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT})
-DROPPED_SIGNALS = (signal.SIGTTIN, signal.SIGTTOU)
-QUIET_SIGNALS = frozenset({signal.SIGWINCH, signal.SIGCONT})
-
-# How often to look whether the rest of a process group is gone.
-GROUP_POLL_INTERVAL = 0.05
+SIGNAL_SCOPES = ("child", "group")
+# How often to look whether the rest of a child's tree is gone.
+TREE_POLL_INTERVAL = 0.05
 DEFAULT_DRAIN_TIMEOUT = 5.0
-# After SIGKILL, how long to wait for the group to disappear (a process in
+# After SIGKILL, how long to wait for the tree to disappear (a process in
 # uninterruptible sleep cannot die) before we stop waiting for it.
 KILL_REAP_TIMEOUT = 5.0
-# The bootloaders of the frozen binary each pass a terminal's Ctrl-C on to
-# us, so one keypress can arrive as up to three SIGINTs within microseconds.
-# Only a stop signal that comes later than this is a second request.
+# The bootloaders of the frozen binary each pass on a signal sent to our
+# whole process group (a shell's Ctrl-C, `kill -INT -PGID`), so one signal
+# can reach us up to three times within microseconds. The same signal again
+# within this window is that echo, forwarded once.
 SIGNAL_ECHO_WINDOW = 0.5
 
 PR_SET_CHILD_SUBREAPER = 36
 
 
 class Loop(Protocol):
-    """The part of an asyncio-style loop the core needs (eventloop.EventLoop or asyncio)."""
+    """The part of an asyncio-style loop the core needs (eventloop.EventLoop or asyncio's)."""
 
     def time(self) -> float: ...
     def call_later(self, delay: float, callback: Callable[..., object], *args: Any) -> Any: ...
@@ -73,20 +72,23 @@ class Loop(Protocol):
     def add_reader(self, fd: int, callback: Callable[..., object], *args: Any) -> None: ...
     def remove_reader(self, fd: int) -> bool: ...
     def call_soon(self, callback: Callable[..., object], *args: Any) -> Any: ...
+    def call_soon_threadsafe(self, callback: Callable[..., object], *args: Any) -> Any: ...
     def add_signal_handler(self, sig: int, callback: Callable[..., object], *args: Any) -> None: ...
+    def create_future(self) -> Any: ...
+    def create_task(self, coroutine: Any) -> Any: ...
     def run_forever(self) -> None: ...
     def stop(self) -> None: ...
 
 
 class ChildState(enum.Enum):
     RUNNING = "running"  # started, no stop asked
-    STOPPING = "stopping"  # stop signal forwarded, kill deadline armed
-    LEFTOVERS = "leftovers"  # main process gone, the rest of its group is being stopped
-    DRAINING = "draining"  # group gone; reading what is left in the output pipes
-    DONE = "done"  # main process reaped, its group empty, its output read
+    STOPPING = "stopping"  # stop signal sent, kill deadline armed
+    LEFTOVERS = "leftovers"  # main process gone, the rest of its tree is being stopped
+    DRAINING = "draining"  # tree gone; reading what is left in the output pipes
+    DONE = "done"  # main process reaped, its tree gone, its output read
 
 
-# States in which some process of the child's group may still be alive.
+# States in which some process of the child's tree may still be alive.
 RUNNING_STATES = frozenset({ChildState.RUNNING, ChildState.STOPPING, ChildState.LEFTOVERS})
 
 
@@ -110,16 +112,9 @@ class ChildResult:
     exit_code: int
     signal: int | None  # the signal that killed it, if it died of one
     duration: float
-    stop_signal: int | None = None  # the outside signal that asked us to stop, if any
+    stop_signal: int | None = None  # the signal that asked it to stop, if any
     killed_by_us: str | None = None  # why we SIGKILLed it: "stop timeout" or "second stop signal"
     started: bool = True
-
-
-def signal_name(signum: int) -> str:
-    try:
-        return signal.Signals(signum).name
-    except ValueError:
-        return f"SIG{signum}"
 
 
 def set_child_subreaper() -> bool:
@@ -130,30 +125,22 @@ def set_child_subreaper() -> bool:
     return bool(libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0)
 
 
-def _signal_group(pgid: int, signum: int) -> bool:
-    """Send a signal to a process group; False when the group is gone."""
-    try:
-        os.killpg(pgid, signum)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 @dataclass(eq=False)
 class Child:
-    """One started child and its process group."""
+    """One started child: its main process, its tree, its own stop and result."""
 
     spec: ChildSpec
     popen: subprocess.Popen[bytes]
     started_at: float
-    on_done: Callable[[ChildResult], None]
+    done: Any  # a future of the loop, resolved with the ChildResult
+    stop_timeout: float
     state: ChildState = ChildState.RUNNING
     wait_status: int | None = None
     ended_at: float | None = None
+    stop_signal: int | None = None
     killed_by_us: str | None = None
     kill_deadline: float | None = None
+    killing: bool = False
     timers: list[Any] = field(default_factory=list)
 
     @property
@@ -175,33 +162,37 @@ class Supervisor:
         stop_timeout: float,
         terminal: Terminal | None = None,
         drain_timeout: float = DEFAULT_DRAIN_TIMEOUT,
+        signal_scope: str = "child",
+        merge_echoes: bool = False,
     ) -> None:
         self.loop = loop
         self.log = log
         self.stop_timeout = stop_timeout
         self.drain_timeout = drain_timeout
         self.terminal = terminal
-        self.stop_signal: int | None = None
-        self.stop_listeners: list[Callable[[], object]] = []  # told when a stop is asked
+        self.signal_scope = signal_scope
+        # Frozen: any signal repeated within the echo window is one signal.
+        # Always: a second stop signal within it is not a second request.
+        self.merge_echoes = merge_echoes
+        self.stop_signal: int | None = None  # the outside signal that asked sm-entry to stop
         self.on_first_spawn: Callable[[], object] | None = None  # runs once the child runs
-        self._stop_requested_at: float | None = None
+        self._stop_waiters: list[Any] = []  # futures resolved when a stop is asked
+        self._last_signal_at: dict[int, float] = {}
         self._children: dict[int, Child] = {}
         self.is_subreaper = os.getpid() == 1 or set_child_subreaper()
+        self.ignored = inherited_ignored()
         loop.add_signal_handler(signal.SIGCHLD, self._reap)
-        for signum in FORWARDED_SIGNALS:
-            loop.add_signal_handler(signum, self._on_signal, signum)
-        for signum in DROPPED_SIGNALS:
-            loop.add_signal_handler(signum, lambda: None)
-        release_signals()  # what arrived while we started is handled now
-
-    def kill_all(self) -> None:
-        """SIGKILL every child's group: we are going away because of a bug of ours."""
-        for child in self._children.values():
-            if child.state in RUNNING_STATES:
-                _signal_group(child.pgid, signal.SIGKILL)
+        for signum in FORWARDED:
+            if signum in self.ignored:
+                signal.signal(signum, signal.SIG_IGN)  # as our parent wanted; the child inherits it
+            else:
+                loop.add_signal_handler(signum, self._on_signal, signum)
+        for signum in DROPPED:
+            loop.add_signal_handler(signum, _drop_signal)
+        release_signals()  # what arrived while we started is handled on the loop's next turn
 
     # starting -------------------------------------------------------------
-    def start(self, spec: ChildSpec, on_done: Callable[[ChildResult], None]) -> Child:
+    def start(self, spec: ChildSpec, stop_timeout: float | None = None) -> Child:
         """Start a child in its own process group; raise when it cannot be executed."""
         preexec = self.terminal.child_setup() if self.terminal else None
         output = spec.output
@@ -221,7 +212,9 @@ class Supervisor:
             if output:
                 output.abandon()
             raise _spawn_error(spec, exc) from None
-        child = Child(spec=spec, popen=popen, started_at=self.loop.time(), on_done=on_done)
+        child = Child(spec=spec, popen=popen, started_at=self.loop.time(),
+                      done=self.loop.create_future(),
+                      stop_timeout=self.stop_timeout if stop_timeout is None else stop_timeout)
         self._children[popen.pid] = child
         if output:
             output.started(popen.pid)
@@ -230,19 +223,19 @@ class Supervisor:
         if self.on_first_spawn is not None:
             announce, self.on_first_spawn = self.on_first_spawn, None
             announce()
-        self.log.info("child started", name=spec.name, child_pid=popen.pid, argv=list(spec.argv))
+        from supervisor.redact import redact_args
+
+        self.log.info("child started", name=spec.name, child_pid=popen.pid,
+                      argv=redact_args(list(spec.argv)))
         if self.stop_signal is not None:
             # A stop was asked before this child existed: it gets the signal too.
-            self._begin_stop(child, self.stop_signal)
+            self.stop_child(child, self.stop_signal)
         return child
 
-    def run(self, spec: ChildSpec) -> ChildResult:
-        """Start a child and run the loop until it and its group are gone."""
-        # Signals that arrived while we started (held until now) are seen first:
-        # a job stopped before its program ran never runs it.
-        self.loop.call_soon(self.loop.stop)
-        self.loop.run_forever()
+    async def run(self, spec: ChildSpec) -> ChildResult:
+        """Start a child and wait until it and its tree are gone (unless a stop came first)."""
         if self.stop_signal is not None:
+            # A job stopped before its program ran never runs it.
             return ChildResult(
                 name=spec.name,
                 pid=None,
@@ -252,77 +245,147 @@ class Supervisor:
                 stop_signal=self.stop_signal,
                 started=False,
             )
-        results: list[ChildResult] = []
+        result: ChildResult = await self.start(spec).done
+        return result
 
-        def done(result: ChildResult) -> None:
-            results.append(result)
-            self.loop.stop()
+    async def sleep(self, seconds: float) -> bool:
+        """Wait `seconds`, or less when a stop is asked; False when it was."""
+        if self.stop_signal is not None:
+            return False
+        waiter = self.loop.create_future()
+        timer = self.loop.call_later(seconds, _resolve, waiter, True)
+        self._stop_waiters.append(waiter)
+        try:
+            return bool(await waiter)
+        finally:
+            timer.cancel()
+            if waiter in self._stop_waiters:
+                self._stop_waiters.remove(waiter)
 
-        self.start(spec, done)
-        while not results:
-            self.loop.run_forever()
-        return results[0]
+    def live_children(self) -> list[Child]:
+        return [c for c in self._children.values() if c.state in RUNNING_STATES]
 
-    # signals --------------------------------------------------------------
-    def _on_signal(self, signum: int) -> None:
-        now = self.loop.time()
-        live = [c for c in self._children.values() if c.state in RUNNING_STATES]
-        quiet = signum in QUIET_SIGNALS
-        if signum in STOP_SIGNALS:
-            if self.stop_signal is None:
-                self.stop_signal = signum
-                self._stop_requested_at = now
-                self.log.info("stop requested", signal=signal_name(signum),
-                              stop_timeout_s=self.stop_timeout)
-                for child in live:
-                    self._begin_stop(child, signum)
-                for listener in list(self.stop_listeners):
-                    listener()
-                return
-            assert self._stop_requested_at is not None
-            if now - self._stop_requested_at > SIGNAL_ECHO_WINDOW:
-                self.log.warning("second stop signal: killing now", signal=signal_name(signum))
-                for child in live:
-                    self._kill_group(child, "second stop signal")
-                return
-        if not live and not quiet:
-            self.log.info("signal received while no child runs: not forwarded",
-                          signal=signal_name(signum))
-        for child in live:
-            _signal_group(child.pgid, signum)
-            (self.log.debug if quiet else self.log.info)(
-                "signal forwarded", signal=signal_name(signum), child_pid=child.pid
-            )
+    # stopping -------------------------------------------------------------
+    def request_stop(self, signum: int) -> None:
+        """Stop every child (each gets `signum`, then SIGKILL at its stop timeout)."""
+        if self.stop_signal is not None:
+            return
+        self.stop_signal = signum
+        self.log.info("stop requested", signal=signal_name(signum),
+                      stop_timeout_s=self.stop_timeout)
+        for child in self.live_children():
+            self.stop_child(child, signum)
+        waiters, self._stop_waiters = self._stop_waiters, []
+        for waiter in waiters:
+            _resolve(waiter, False)
 
-    def _begin_stop(self, child: Child, signum: int) -> None:
+    def stop_child(self, child: Child, signum: int = signal.SIGTERM) -> None:
+        """Ask one child to stop; SIGKILL its whole tree at its stop timeout."""
+        if child.state not in RUNNING_STATES:
+            return
         if child.state is ChildState.RUNNING:
             child.state = ChildState.STOPPING
-        _signal_group(child.pgid, signum)
-        self.log.info("signal forwarded", signal=signal_name(signum), child_pid=child.pid)
-        self._arm_kill(child, self.loop.time() + self.stop_timeout)
+        child.stop_signal = signum
+        if child.wait_status is None:
+            self._send(child, signum)
+            self.log.info("signal forwarded", signal=signal_name(signum), child_pid=child.pid,
+                          scope=self.signal_scope)
+        self._arm_kill(child, self.loop.time() + child.stop_timeout)
+
+    def kill_all(self) -> None:
+        """SIGKILL every child's tree: we are going away because of a bug of ours."""
+        tree.signal_each(tree.descendants(os.getpid()), signal.SIGKILL)
+        for child in self._children.values():
+            tree.signal_group(child.pgid, signal.SIGKILL)
+
+    def _send(self, child: Child, signum: int) -> None:
+        """A signal to the main child, or to its process group with scope "group"."""
+        if self.signal_scope == "group":
+            tree.signal_group(child.pgid, signum)
+        else:
+            tree.signal_each([child.pid], signum)
 
     def _arm_kill(self, child: Child, deadline: float) -> None:
         if child.kill_deadline is not None and child.kill_deadline <= deadline:
             return
         child.kill_deadline = deadline
         delay = max(0.0, deadline - self.loop.time())
-        child.timers.append(self.loop.call_later(delay, self._kill_group, child, "stop timeout"))
+        child.timers.append(self.loop.call_later(delay, self._kill_tree, child, "stop timeout"))
 
-    def _kill_group(self, child: Child, reason: str) -> None:
+    def _kill_tree(self, child: Child, reason: str) -> None:
         if child.state not in RUNNING_STATES:
             return
         if child.wait_status is None:
             child.killed_by_us = reason
-        self.log.warning("killing process group", reason=reason, child_pid=child.pid,
-                         stop_timeout_s=self.stop_timeout)
-        _signal_group(child.pgid, signal.SIGKILL)
+        members = self._tree_of(child)
+        self.log.warning("killing the process tree", reason=reason, child_pid=child.pid,
+                         processes=len(members), stop_timeout_s=child.stop_timeout)
+        child.killing = True
+        tree.signal_each(members, signal.SIGKILL)
+        tree.signal_group(child.pgid, signal.SIGKILL)
         child.timers.append(self.loop.call_later(KILL_REAP_TIMEOUT, self._give_up, child))
 
     def _give_up(self, child: Child) -> None:
         if child.state is ChildState.LEFTOVERS:
-            self.log.error("process group did not die after SIGKILL; not waiting for it",
+            self.log.error("process tree did not die after SIGKILL; not waiting for it",
                            child_pid=child.pid)
-            self._group_gone(child)
+            self._tree_gone(child)
+
+    # the tree -------------------------------------------------------------
+    def _tree_of(self, child: Child) -> list[int]:
+        """The child's processes: its main process and descendants; once it exited, orphans."""
+        if child.wait_status is None:
+            return [child.pid, *tree.descendants(child.pid), *self._orphans()]
+        return self._orphans()
+
+    def _orphans(self) -> list[int]:
+        """Processes reparented to us (and theirs), not those of a child still running.
+
+        Orphans cannot tell whose they were: a mode that runs several children
+        at once (serve) stops one tree before it starts the next.
+        """
+        if not self.is_subreaper:
+            return []
+        mains = {pid for pid, c in self._children.items() if c.wait_status is None}
+        roots = [pid for pid in tree.children(os.getpid()) if pid not in mains]
+        found = list(roots)
+        for root in roots:
+            found.extend(tree.descendants(root))
+        return found
+
+    def _group_left(self, child: Child) -> bool:
+        """Without a subreaper only the child's process group can still be seen."""
+        return not self.is_subreaper and tree.signal_group(child.pgid, 0)
+
+    # signals --------------------------------------------------------------
+    def _on_signal(self, signum: int) -> None:
+        now = self.loop.time()
+        last = self._last_signal_at.get(signum)
+        if (last is not None and now - last < SIGNAL_ECHO_WINDOW
+                and (self.merge_echoes or signum in STOP)):
+            self.log.debug("same signal again at once: an echo, not forwarded again",
+                           signal=signal_name(signum))
+            return
+        self._last_signal_at[signum] = now
+        if signum in STOP:
+            if self.stop_signal is None:
+                self.request_stop(signum)
+            else:
+                self.log.warning("second stop signal: killing now", signal=signal_name(signum))
+                for child in self.live_children():
+                    self._kill_tree(child, "second stop signal")
+            return
+        quiet = signum in QUIET
+        targets = [c for c in self.live_children() if c.wait_status is None]
+        if not targets and not quiet:
+            self.log.info("signal received while no child runs: not forwarded",
+                          signal=signal_name(signum))
+        for child in targets:
+            self._send(child, signum)
+            (self.log.debug if quiet else self.log.info)(
+                "signal forwarded", signal=signal_name(signum), child_pid=child.pid,
+                scope=self.signal_scope,
+            )
 
     # reaping --------------------------------------------------------------
     def _reap(self) -> None:
@@ -341,7 +404,7 @@ class Supervisor:
                 self._on_main_exit(child, status)
         for child in list(self._children.values()):
             if child.state is ChildState.LEFTOVERS:
-                self._check_group(child)
+                self._check_tree(child)
 
     def _on_main_exit(self, child: Child, status: int) -> None:
         child.wait_status = status
@@ -351,31 +414,37 @@ class Supervisor:
         if self.terminal:
             self.terminal.take_back()
         child.state = ChildState.LEFTOVERS
-        if _signal_group(child.pgid, 0):
-            self.log.info("main process exited; stopping the rest of its process group",
-                          child_pid=child.pid, code=outcome.exit_code_for_wait_status(status))
-            _signal_group(child.pgid, signal.SIGTERM)
-            _signal_group(child.pgid, signal.SIGCONT)
-            self._arm_kill(child, self.loop.time() + self.stop_timeout)
-            self._poll_group(child)
-        else:
-            self._group_gone(child)
+        rest = self._orphans()
+        if not rest and not self._group_left(child):
+            self._tree_gone(child)
+            return
+        self.log.info("main process exited; stopping the rest of its process tree",
+                      child_pid=child.pid, code=outcome.exit_code_for_wait_status(status),
+                      processes=len(rest))
+        for signum in (signal.SIGTERM, signal.SIGCONT):
+            tree.signal_each(rest, signum)
+            tree.signal_group(child.pgid, signum)
+        self._arm_kill(child, self.loop.time() + child.stop_timeout)
+        self._poll_tree(child)
 
-    def _poll_group(self, child: Child) -> None:
-        if self._check_group(child):
-            child.timers.append(self.loop.call_later(GROUP_POLL_INTERVAL, self._poll_group, child))
+    def _poll_tree(self, child: Child) -> None:
+        if self._check_tree(child):
+            child.timers.append(self.loop.call_later(TREE_POLL_INTERVAL, self._poll_tree, child))
 
-    def _check_group(self, child: Child) -> bool:
-        """True while the group still has members."""
+    def _check_tree(self, child: Child) -> bool:
+        """True while the rest of the child's tree is alive."""
         if child.state is not ChildState.LEFTOVERS:
             return False
-        if _signal_group(child.pgid, 0):
-            return True
-        self._group_gone(child)
-        return False
+        rest = self._orphans()
+        if not rest and not self._group_left(child):
+            self._tree_gone(child)
+            return False
+        if child.killing:  # what was forked since the kill
+            tree.signal_each(rest, signal.SIGKILL)
+        return True
 
-    def _group_gone(self, child: Child) -> None:
-        """Everything of the group is gone: read what is left in the pipes, then finish."""
+    def _tree_gone(self, child: Child) -> None:
+        """Every process of the child is gone: read what is left in the pipes, then finish."""
         for timer in child.timers:
             timer.cancel()
         child.timers.clear()
@@ -385,15 +454,25 @@ class Supervisor:
             return
         child.state = ChildState.DRAINING
         output.on_closed = lambda: self._finish(child)
+        output.drain_started()
         child.timers.append(self.loop.call_later(self.drain_timeout, self._stop_draining, child))
 
     def _stop_draining(self, child: Child) -> None:
         output = child.spec.output
-        if (child.state is ChildState.DRAINING and output is not None
-                and output.close_held_open()):
-            self.log.warning("output pipes still held open (by a process outside the group); "
-                             "no longer reading them", child_pid=child.pid,
-                             drain_timeout_s=self.drain_timeout)
+        if child.state is not ChildState.DRAINING or output is None:
+            return
+        why = output.stop_draining()
+        if why == "held open":
+            self.log.warning("output pipes still held open (by a process outside the job's "
+                             "tree); read what was in them, no longer reading them",
+                             child_pid=child.pid, drain_timeout_s=self.drain_timeout)
+        elif why == "stalled":
+            self.log.error("our output is not being read: stopped waiting to write the rest of "
+                           "the child's output", child_pid=child.pid,
+                           drain_timeout_s=self.drain_timeout)
+        if child.state is ChildState.DRAINING:
+            child.timers.append(
+                self.loop.call_later(self.drain_timeout, self._stop_draining, child))
 
     def _finish(self, child: Child) -> None:
         if child.state is ChildState.DONE:
@@ -411,7 +490,7 @@ class Supervisor:
             exit_code=outcome.exit_code_for_wait_status(status),
             signal=termsig,
             duration=child.ended_at - child.started_at,
-            stop_signal=self.stop_signal,
+            stop_signal=child.stop_signal,
             killed_by_us=child.killed_by_us,
         )
         summary = child.spec.output.summary() if child.spec.output else {}
@@ -424,7 +503,16 @@ class Supervisor:
             duration_s=round(result.duration, 3),
             **summary,
         )
-        child.on_done(result)
+        child.done.set_result(result)
+
+
+def _drop_signal() -> None:
+    """A signal we take so that its default action (stop, or end us) never happens."""
+
+
+def _resolve(future: Any, value: object) -> None:
+    if not future.done():
+        future.set_result(value)
 
 
 def _spawn_error(spec: ChildSpec, exc: OSError) -> errors.EntryError:

@@ -8,7 +8,7 @@ wait for all of them, with exponential backoff and a deadline.
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from supervisor import errors
@@ -18,32 +18,31 @@ MAX_RETRY = 10.0
 DEFAULT_HOST_WAIT = 15 * 60.0
 
 
-def unresolved(hosts: Sequence[str]) -> list[str]:
-    missing = []
-    for host in hosts:
-        try:
-            socket.getaddrinfo(host, None)
-        except (OSError, UnicodeError):
-            missing.append(host)
-    return missing
+def resolves(host: str) -> bool:
+    try:
+        socket.getaddrinfo(host, None)
+    except (OSError, UnicodeError):
+        return False
+    return True
 
 
-def wait_for_hosts(
+async def wait_for_hosts(
     hosts: Sequence[str],
     deadline_s: float,
     log: Any,
     clock: Callable[[], float],
-    sleep: Callable[[float], bool],
+    sleep: Callable[[float], Awaitable[object]],
+    resolve: Callable[[str], bool] = resolves,
 ) -> None:
     """Return once every host resolves; raise SetupError at the deadline.
 
-    `sleep(seconds)` returns False when the wait must stop (a stop signal).
+    `sleep(seconds)` raises to end the wait early (a stop signal).
     """
     started = clock()
     delay = FIRST_RETRY
     attempt = 0
     while True:
-        missing = unresolved(hosts)
+        missing = [host for host in hosts if not resolve(host)]
         if not missing:
             if attempt:
                 log.info("all hosts resolve", hosts=list(hosts),
@@ -58,6 +57,5 @@ def wait_for_hosts(
             )
         log.info("waiting for hosts to resolve", missing=missing, attempt=attempt,
                  waited_s=round(waited, 1), deadline_s=deadline_s)
-        if not sleep(min(delay, max(0.0, deadline_s - waited))):
-            raise errors.SetupError("stopped while waiting for hosts to resolve")
+        await sleep(min(delay, max(0.0, deadline_s - waited)))
         delay = min(delay * 2, MAX_RETRY)

@@ -12,7 +12,8 @@ import time
 from collections.abc import Mapping, MutableMapping
 from typing import Any
 
-from supervisor.logs.sinks import FdWriter, format_timestamp
+from supervisor.logs.sinks import format_timestamp
+from supervisor.logs.writer import OutputWriter
 
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
 LOG_FORMATS = ("json", "text", "raw")  # raw: the child's bytes unchanged; our events as json
@@ -45,7 +46,12 @@ class JsonEventRenderer:
             "msg": message,
             **event_dict,
         }
-        return self._dumps(record, default=str, option=self._option)
+        try:
+            return self._dumps(record, default=str, option=self._option)
+        except TypeError:
+            # A value that is not valid UTF-8 (an argument or path given to us as
+            # bytes): shown escaped, never a crash of ours.
+            return self._dumps(printable(record), default=str, option=self._option)
 
 
 class TextEventRenderer:
@@ -60,14 +66,28 @@ class TextEventRenderer:
         line = f"{stamp} {_level_name(method_name):<7} sm-entry: {message}"
         if details:
             line = f"{line} {details}"
-        return (line + "\n").encode("utf-8", "replace")
+        return (str(printable(line)) + "\n").encode("utf-8", "backslashreplace")
+
+
+def printable(value: Any) -> Any:
+    """`value` with every string made valid UTF-8: undecodable bytes shown as \\xNN."""
+    if isinstance(value, str):
+        try:
+            return value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        except UnicodeEncodeError:  # a lone surrogate that stands for no byte
+            return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, dict):
+        return {printable(k): printable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [printable(v) for v in value]
+    return value
 
 
 class _WriterLogger:
     """structlog's final logger: every level writes the rendered bytes."""
 
-    def __init__(self, writer: FdWriter) -> None:
-        self._write = writer.write
+    def __init__(self, writer: OutputWriter) -> None:
+        self._write = writer.write_record
 
     def msg(self, message: bytes) -> None:
         self._write(message)
@@ -84,7 +104,7 @@ def _import_structlog() -> Any:
 
 
 def configure(
-    log_format: str, level: str, writer: FdWriter, fields: Mapping[str, Any]
+    log_format: str, level: str, writer: OutputWriter, fields: Mapping[str, Any]
 ) -> None:
     """Route structlog to `writer` with the given format, level and fixed fields."""
     structlog = _import_structlog()
@@ -111,7 +131,7 @@ class DeferredLogger:
     child starts first and the import overlaps it.
     """
 
-    def __init__(self, log_format: str, level: str, writer: FdWriter,
+    def __init__(self, log_format: str, level: str, writer: OutputWriter,
                  fields: Mapping[str, Any]) -> None:
         self._arguments = (log_format, level, writer, fields)
         self._logger: Any = None

@@ -18,7 +18,7 @@ from typing import Any
 
 from supervisor import errors
 from supervisor.logs.framing import Item, Lines
-from supervisor.logs.sinks import FdWriter
+from supervisor.logs.writer import OutputWriter
 
 NAMESPACE = "sm-entry"
 DIMENSIONS = ("host", "mode")
@@ -80,7 +80,7 @@ class MetricScanner:
     """Observer of framed output: an EMF record per match, and the last value of each."""
 
     def __init__(self, definitions: Sequence[tuple[str, str]], fields: Mapping[str, Any],
-                 writer: FdWriter) -> None:
+                 writer: OutputWriter) -> None:
         import orjson
 
         self._dumps = orjson.dumps
@@ -107,7 +107,7 @@ class MetricScanner:
                     self.last[name] = value
                     records.append(self._dumps(emf_record(name, value, self.fields, now)))
         if records:
-            self.writer.write(b"\n".join(records) + b"\n")
+            self.writer.write_record(b"\n".join(records) + b"\n")
 
     def summary(self) -> dict[str, Any]:
         return {"metrics": dict(self.last)} if self.last else {}

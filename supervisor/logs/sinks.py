@@ -1,53 +1,13 @@
-"""Where our output goes: whole writes to a file descriptor, and record renderers.
-
-Writing is where our own failures live (a closed pipe, a full disk behind a
-redirected stdout). They must never take the child down with them, so a
-writer that fails stops writing, counts what it dropped, and says so once.
-"""
+"""Record renderers: framed items of the child's output -> the bytes we print."""
 
 from __future__ import annotations
 
-import os
 import re
-import select
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from supervisor.logs.framing import Lines, Record
-
-
-class FdWriter:
-    """Blocking whole-buffer writes to one fd that never raise."""
-
-    __slots__ = ("dropped_bytes", "error", "fd", "name")
-
-    def __init__(self, fd: int, name: str) -> None:
-        self.fd = fd
-        self.name = name
-        self.error: str | None = None
-        self.dropped_bytes = 0
-
-    def write(self, data: bytes) -> None:
-        if self.error is not None:
-            self.dropped_bytes += len(data)
-            return
-        view = memoryview(data)
-        while view:
-            try:
-                written = os.write(self.fd, view)
-            except InterruptedError:
-                continue
-            except BlockingIOError:
-                # Someone shared our stdout with O_NONBLOCK set: wait for room.
-                select.select([], [self.fd], [])
-                continue
-            except OSError as exc:
-                self.error = f"{self.name}: {os.strerror(exc.errno or 0)}"
-                self.dropped_bytes += len(view)
-                return
-            view = view[written:]
-
 
 _ts_cache: tuple[int, str] = (-1, "")
 

@@ -29,7 +29,7 @@ REQUIREMENTS = "requirements.txt"
 
 
 class Training:
-    """One training job: the steps in order, each a method."""
+    """One training job: the steps in order, each a method; a coroutine on the core's loop."""
 
     def __init__(self, settings: Settings, environ: Mapping[str, str], supervisor: Supervisor,
                  log: Any, make_output: OutputFactory, fields: dict[str, Any]) -> None:
@@ -41,15 +41,15 @@ class Training:
         self.fields = fields
         self.layout = Layout(settings.root)
 
-    def run(self) -> int:
+    async def run(self) -> int:
         try:
-            return self._run()
+            return await self._run()
         except errors.EntryError as exc:
             self.log.error(exc.message, exit_code=exc.exit_code)
             self._fail(exc.message)
             return exc.exit_code
 
-    def _run(self) -> int:
+    async def _run(self) -> int:
         from supervisor.launch import hosts
         from supervisor.train import localtree, program, sourcedir
 
@@ -71,16 +71,17 @@ class Training:
                       master=job.master, num_cpus=job.num_cpus, num_gpus=job.num_gpus,
                       program=argv[0])
         if len(job.hosts) > 1:
-            hosts.wait_for_hosts(job.hosts, self.settings.host_wait, self.log,
+            await hosts.wait_for_hosts(job.hosts, self.settings.host_wait, self.log,
                                        self.supervisor.loop.time, self._sleep)
         requirements = os.path.join(layout.code_dir, REQUIREMENTS)
         if os.path.isfile(requirements):
-            self._install([program.python_command(env), "-m", "pip", "install", "-r", REQUIREMENTS],
-                          env, f"pip install -r {REQUIREMENTS}")
+            await self._install(
+                [program.python_command(env), "-m", "pip", "install", "-r", REQUIREMENTS],
+                env, f"pip install -r {REQUIREMENTS}")
         if job.install_package:
-            self._install([program.python_command(env), "-m", "pip", "install", "."],
-                          env, "pip install . (the code directory's package)")
-        return self._run_program(argv, env)
+            await self._install([program.python_command(env), "-m", "pip", "install", "."],
+                                env, "pip install . (the code directory's package)")
+        return await self._run_program(argv, env)
 
     def _prepare_tree(self) -> None:
         """The directories the program writes to; no outcome file left from an earlier run."""
@@ -95,40 +96,35 @@ class Training:
             with contextlib.suppress(FileNotFoundError):
                 os.remove(stale)
 
-    def _sleep(self, seconds: float) -> bool:
-        """Wait in the event loop, so a stop signal ends the wait at once."""
-        if self.supervisor.stop_signal is not None:
-            return False
-        loop = self.supervisor.loop
-        timer = loop.call_later(seconds, loop.stop)
-        self.supervisor.stop_listeners.append(loop.stop)
-        try:
-            loop.run_forever()
-        finally:
-            timer.cancel()
-            self.supervisor.stop_listeners.remove(loop.stop)
-        return self.supervisor.stop_signal is None
+    async def _sleep(self, seconds: float) -> None:
+        """Wait on the loop; a stop signal ends the wait (and the job) at once."""
+        if not await self.supervisor.sleep(seconds):
+            self._stopped("the wait for the other hosts")
 
-    def _install(self, argv: list[str], env: dict[str, str], what: str) -> None:
+    def _stopped(self, during: str) -> None:
+        assert self.supervisor.stop_signal is not None
+        raise errors.Stopped(self.supervisor.stop_signal, during)
+
+    async def _install(self, argv: list[str], env: dict[str, str], what: str) -> None:
         tail = failure.StderrTail()
-        result = self._child(argv, env, "requirements", tail)
+        result = await self._child(argv, env, "requirements", tail)
         if result.exit_code == 0:
             return
-        if not result.started or result.stop_signal is not None:
-            raise errors.SetupError(f"stopped during {what}")
+        if not result.started or self.supervisor.stop_signal is not None:
+            self._stopped(what)
         detail = "\n".join(tail.last_lines(6))
         raise errors.SetupError(f"{what} failed with exit code {result.exit_code}"
                                 + (f":\n{detail}" if detail else ""))
 
-    def _child(self, argv: list[str], env: dict[str, str], name: str,
-               tail: failure.StderrTail) -> ChildResult:
+    async def _child(self, argv: list[str], env: dict[str, str], name: str,
+                     tail: failure.StderrTail) -> ChildResult:
         spec = ChildSpec(argv=argv, env=env, cwd=self.layout.code_dir, name=name,
                          output=self.make_output([tail]))
-        return self.supervisor.run(spec)
+        return await self.supervisor.run(spec)
 
-    def _run_program(self, argv: list[str], env: dict[str, str]) -> int:
+    async def _run_program(self, argv: list[str], env: dict[str, str]) -> int:
         tail = failure.StderrTail()
-        result = self._child(argv, env, "program", tail)
+        result = await self._child(argv, env, "program", tail)
         if not result.started:
             self._fail("the job was stopped before the training program started")
             return result.exit_code
@@ -223,6 +219,6 @@ def plan(settings: Settings, environ: Mapping[str, str],
     )
 
 
-def run(settings: Settings, environ: Mapping[str, str], supervisor: Supervisor, log: Any,
-        make_output: OutputFactory, fields: dict[str, Any]) -> int:
-    return Training(settings, environ, supervisor, log, make_output, fields).run()
+async def run(settings: Settings, environ: Mapping[str, str], supervisor: Supervisor, log: Any,
+              make_output: OutputFactory, fields: dict[str, Any]) -> int:
+    return await Training(settings, environ, supervisor, log, make_output, fields).run()

@@ -69,7 +69,7 @@ def test_child_ignoring_sigterm_is_killed_after_stop_timeout(sm_entry):
         proc.kill(signal.SIGTERM)
         assert 137 == proc.wait()
         assert time.monotonic() - started >= 0.9
-        assert "killing process group" in proc.stderr_text()
+        assert "killing the process tree" in proc.stderr_text()
     finally:
         proc.close()
 

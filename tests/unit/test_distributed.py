@@ -1,9 +1,13 @@
 """Waiting for the other hosts: backoff, progress, deadline, stop."""
 
+import asyncio
+
 import pytest
 
 from supervisor import errors
 from supervisor.launch.hosts import wait_for_hosts
+
+KNOWN = {"algo-1", "algo-2"}
 
 
 class Log:
@@ -17,38 +21,57 @@ class Log:
 class Clock:
     """A fake clock advanced by the fake sleep."""
 
-    def __init__(self):
+    def __init__(self, resolves_after=None):
         self.now = 0.0
         self.sleeps = []
+        self.resolves_after = resolves_after
 
     def __call__(self):
         return self.now
 
-    def sleep(self, seconds):
+    async def sleep(self, seconds):
         self.sleeps.append(seconds)
         self.now += seconds
-        return True
+
+    def resolve(self, host):
+        late = self.resolves_after is not None and self.now >= self.resolves_after
+        return host in KNOWN or late
+
+
+def wait(hosts, deadline, clock, log, sleep=None):
+    asyncio.run(wait_for_hosts(hosts, deadline, log, clock, sleep or clock.sleep, clock.resolve))
 
 
 def test_resolvable_hosts_return_at_once():
     clock, log = Clock(), Log()
-    wait_for_hosts(["localhost"], 60, log, clock, clock.sleep)
+    wait(["algo-1", "algo-2"], 60, clock, log)
     assert [] == clock.sleeps and [] == log.events
 
 
 def test_unresolvable_host_backs_off_exponentially_then_fails_at_the_deadline():
     clock, log = Clock(), Log()
     with pytest.raises(errors.SetupError) as info:
-        wait_for_hosts(["localhost", "nope.invalid"], 30, log, clock, clock.sleep)
+        wait(["algo-1", "algo-3"], 30, clock, log)
     assert [0.5, 1.0, 2.0, 4.0, 8.0, 10.0] == clock.sleeps[:6]
     assert 30 == pytest.approx(sum(clock.sleeps))
-    assert "nope.invalid" in info.value.message and "30 s" in info.value.message
+    assert "algo-3" in info.value.message and "30 s" in info.value.message
     assert all(event == "waiting for hosts to resolve" for event, _ in log.events)
-    assert ["nope.invalid"] == log.events[0][1]["missing"]
+    assert ["algo-3"] == log.events[0][1]["missing"]
+
+
+def test_hosts_resolving_late_end_the_wait_with_a_note():
+    clock, log = Clock(resolves_after=3.0), Log()
+    wait(["algo-1", "algo-3"], 60, clock, log)
+    assert [0.5, 1.0, 2.0] == clock.sleeps
+    assert ("all hosts resolve", {"hosts": ["algo-1", "algo-3"], "waited_s": 3.5}) == log.events[-1]
 
 
 def test_a_stop_ends_the_wait():
     clock, log = Clock(), Log()
-    with pytest.raises(errors.SetupError) as info:
-        wait_for_hosts(["nope.invalid"], 60, log, clock, lambda seconds: False)
-    assert "stopped" in info.value.message
+
+    async def stopped(seconds):
+        raise errors.Stopped(15, "the wait for the other hosts")
+
+    with pytest.raises(errors.Stopped) as info:
+        wait(["algo-3"], 60, clock, log, stopped)
+    assert 143 == info.value.exit_code

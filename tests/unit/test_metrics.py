@@ -7,7 +7,7 @@ import pytest
 from supervisor import errors
 from supervisor.logs.framing import Lines, Record
 from supervisor.logs.metrics import MetricScanner, emf_record, parse_definitions
-from supervisor.logs.sinks import FdWriter
+from supervisor.logs.writer import OutputWriter
 
 
 def test_options_and_metricdefinitions_json_combine():
@@ -33,9 +33,11 @@ def test_emf_record_structure():
 def test_scanner_matches_within_lines_only_and_keeps_the_last_value(tmp_path):
     out = tmp_path / "out"
     with open(out, "wb") as handle:
+        writer = OutputWriter(handle.fileno(), "stdout")
         scanner = MetricScanner([("loss", r"^loss: ([0-9.]+)$"), ("lr", r"lr=(\S+)")], {"host": "h", "mode": "m"},
-                                FdWriter(handle.fileno(), "stdout"))
+                                writer)
         scanner("stdout", [Lines("loss: 0.5\nnoise lr=abc\nloss: 0.25"), Record("lr=0.1 loss: 9", "part", 1)])
+        assert writer.flush(10)
     records = [json.loads(line) for line in out.read_text().splitlines()]
     assert [0.5, 0.25, 0.1] == [r.get("loss", r.get("lr")) for r in records]
     assert {"metrics": {"loss": 0.25, "lr": 0.1}} == scanner.summary()
