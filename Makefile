@@ -45,6 +45,13 @@ $(VENV)/.installed: pyproject.toml | build-deps
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $@
 
+# What real jobs run, for the tests that run one (tests/binary/test_torch_job.py):
+# torch's CPU build (the machines here hold its wheel).
+TORCH_VERSION := 2.13.0
+$(VENV)/.torch: $(VENV)/.installed
+	$(PY) -m pip install -q torch==$(TORCH_VERSION)
+	touch $@
+
 # staticx from its pinned sdist, with our patch to its bootloader. Built
 # without pip's build isolation: under it, the scons that builds the bootloader
 # fails to import the standard library here.
@@ -68,7 +75,7 @@ dist/sm-entry: dist/sm-entry-dynamic $(STATICX_DIR)/.installed
 
 build: dist/sm-entry
 
-test: build test-deps
+test: build test-deps $(VENV)/.torch
 	$(PY) -m pytest -q tests
 
 # The source-level tests only (no build).

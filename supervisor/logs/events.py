@@ -62,7 +62,7 @@ class TextEventRenderer:
     ) -> bytes:
         message = event_dict.pop("event", "")
         stamp = format_timestamp(time.time())[11:]
-        details = " ".join(f"{key}={value}" for key, value in event_dict.items())
+        details = " ".join(f"{key}={printable(value)}" for key, value in event_dict.items())
         line = f"{stamp} {_level_name(method_name):<7} sm-entry: {message}"
         if details:
             line = f"{line} {details}"

@@ -256,11 +256,21 @@ class LineFramer:
     def _frame_line(self, line: str, now: float, out: _Output) -> None:
         if "\r" in line:
             line = _final_state(line)
-        if self._too_long(line):
+        awaiting_exception = self._held_kind == "traceback" and not self._exception_seen
+        if self._too_long(line) and not (awaiting_exception and self._is_exception_line(line)):
             self._release(out)
             self._emit_pieces(line.encode(), 1, True, "part", out)
             return
         if self._held and self._continues(line):
+            if awaiting_exception and self._exception_seen:
+                # A traceback keeps its exception line, however long the message
+                # (emitted as traceback pieces if need be): it is the failure reason.
+                self._held.append(line)
+                self._held_size += len(line) + 1
+                self._held_at = now
+                if self._held_size >= self.safe_line_chars:
+                    self._release(out)
+                return
             if (now - self._held_since < self.group_max_age
                     and self._held_size + len(line) < self.safe_line_chars):
                 self._held.append(line)
@@ -272,6 +282,11 @@ class LineFramer:
         else:
             self._release(out)
         self._hold(line, now)
+
+    @staticmethod
+    def _is_exception_line(line: str) -> bool:
+        return not (is_continuation(line) or line in CHAIN_PHRASES or line == ""
+                    or line.endswith(TRACEBACK_START))
 
     def _hold(self, line: str, now: float) -> None:
         """Start holding `line`: it may gain continuation lines."""
@@ -295,6 +310,11 @@ class LineFramer:
                 self._exception_seen = self._chained = False
                 return True
             return False  # a new, unrelated traceback
+        if line.endswith(TRACEBACK_START) and self._exception_seen:
+            # "Original Traceback (most recent call last):": a worker's traceback
+            # carried in the exception's message (PyTorch's DataLoader, Ray).
+            self._exception_seen = False
+            return True
         if line in CHAIN_PHRASES or line == "":
             if self._exception_seen and line:
                 self._chained = True

@@ -12,12 +12,24 @@ import os
 import signal
 from collections import deque
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
-from supervisor.logs.framing import Item, Lines, Record
+from supervisor.logs.framing import TRACEBACK_START, Item, Lines, Record
 
 MAX_REASON_CHARS = 1024
 TAIL_LINES = 20
 TRACEBACK_FRAMES = 3
+
+
+# Pieces of one traceback kept while it arrives: the end holds what we show.
+MAX_TRACEBACK_PIECES = 4
+CHAIN_LINKS = {
+    "The above exception was the direct cause of the following exception:": "cause",
+    "During handling of the above exception, another exception occurred:": "context",
+}
+# PyTorch's way of saying a worker process died of SIGKILL.
+WORKER_KILLED = "killed by signal: Killed"
+OOM_HINT = ("most likely the kernel's out-of-memory killer (the instance ran out of memory)")
 
 
 class StderrTail:
@@ -36,39 +48,88 @@ class StderrTail:
                 self.lines.extend(item.text.split("\n")[-TAIL_LINES:])
             elif isinstance(item, Record):
                 if item.kind == "traceback":
-                    self._traceback_pieces.append(item.text)
-                    if not item.part or item.parts:
-                        self.traceback = "".join(self._traceback_pieces)
-                        self._traceback_pieces = []
+                    self._add_piece(item)
                 if item.text:
                     self.lines.extend(item.text.split("\n")[-TAIL_LINES:])
+
+    def _add_piece(self, item: Record) -> None:
+        """A traceback arrives whole, or in pieces (part 1..n, n said on the last)."""
+        if item.part <= 1:
+            self._traceback_pieces = []
+        self._traceback_pieces.append(item.text)
+        if len(self._traceback_pieces) > MAX_TRACEBACK_PIECES:
+            # A huge traceback: its end (exception line, last frames) is what counts.
+            del self._traceback_pieces[1]
+        if not item.part or item.parts:
+            self.traceback = "".join(self._traceback_pieces)
+            self._traceback_pieces = []
 
     def last_lines(self, count: int) -> list[str]:
         """The last `count` non-blank lines of stderr."""
         return [line for line in self.lines if line.strip()][-count:]
 
 
-def exception_summary(traceback_text: str) -> tuple[str, list[str]]:
-    """(the final exception line, the last frames) of a Python traceback."""
-    lines = traceback_text.rstrip("\n").split("\n")
-    last = ""
-    for index in range(len(lines) - 1, -1, -1):
-        line = lines[index]
-        if line and not line.startswith((" ", "\t")) and not line.startswith("Traceback ("):
-            last = line
-            lines = lines[:index]
-            break
-    # The last traceback of a chain is the one that ended the program.
-    starts = [i for i, line in enumerate(lines) if line.startswith("Traceback (")]
-    frames_text = lines[starts[-1] + 1 :] if starts else lines
-    frames: list[list[str]] = []
-    for line in frames_text:
-        if line.startswith("  File "):
-            frames.append([line])
-        elif frames and line.startswith("    "):
-            frames[-1].append(line)
-    flat = [line for frame in frames[-TRACEBACK_FRAMES:] for line in frame]
-    return last, flat
+@dataclass
+class Segment:
+    """One traceback of a chain: its frames, its exception, how it follows the one before."""
+
+    link: str | None = None  # "cause", "context", "worker" (carried in the previous message)
+    frames: list[list[str]] = field(default_factory=list)
+    exception: str = ""
+
+
+def parse_traceback(text: str) -> list[Segment]:
+    """The tracebacks of a chain, in the order Python prints them."""
+    segments: list[Segment] = []
+    link: str | None = None
+    current: Segment | None = None
+    for line in text.rstrip("\n").split("\n"):
+        if line in CHAIN_LINKS:
+            link = CHAIN_LINKS[line]
+        elif line.endswith(TRACEBACK_START):
+            worker = line != TRACEBACK_START and current is not None and bool(current.exception)
+            current = Segment(link="worker" if worker else link)
+            segments.append(current)
+            link = None
+        elif current is None or not line.strip():
+            continue
+        elif current.exception:
+            continue  # more lines of the message
+        elif line.startswith("  File "):
+            current.frames.append([line])
+        elif line.startswith((" ", "\t")):
+            if current.frames:
+                current.frames[-1].append(line)
+        else:
+            current.exception = line
+    return [s for s in segments if s.exception or s.frames]
+
+
+def exception_summary(traceback_text: str) -> tuple[list[str], list[str]]:
+    """(lines naming the exception: root cause first, the last frames of the root's traceback)."""
+    segments = parse_traceback(traceback_text)
+    if not segments:
+        return [], []
+    last = len(segments) - 1
+    lines: list[str] = []
+    if segments[last].link == "worker" and last > 0:
+        # The exception that ended the program wraps a worker's: the worker's is the cause.
+        root, shown = last, last - 1
+        lines = [segments[root].exception, f"Raised in a worker process, as: "
+                 f"{segments[shown].exception}"]
+    else:
+        root = last
+        while root > 0 and segments[root].link == "cause":
+            root -= 1
+        lines = [segments[root].exception]
+        if root != last:
+            lines.append(f"Which caused: {segments[last].exception}")
+        elif segments[last].link == "context" and last > 0:
+            lines.append(f"While handling: {segments[last - 1].exception}")
+    if any(WORKER_KILLED in segment.exception for segment in segments):
+        lines.append(f"A worker process was killed by SIGKILL: {OOM_HINT}.")
+    frames = [line for frame in segments[root].frames[-TRACEBACK_FRAMES:] for line in frame]
+    return [line for line in lines if line], frames
 
 
 def _signal_text(signum: int) -> str:
@@ -107,8 +168,7 @@ def describe(
     parts: list[str] = []
     if tail is not None and tail.traceback:
         exception, frames = exception_summary(tail.traceback)
-        if exception:
-            parts.append(exception)
+        parts.extend(exception)
         if frames:
             parts.append("Last frames:\n" + "\n".join(frames))
     if killed_by_us:
@@ -126,8 +186,7 @@ def describe(
             text += (", which sm-entry forwarded from outside (StopTrainingJob or a spot "
                      "interruption)")
         elif died_of == signal.SIGKILL:
-            text += (", not sent by sm-entry: most likely the kernel's out-of-memory killer "
-                     "(the instance ran out of memory)")
+            text += f", not sent by sm-entry: {OOM_HINT}"
         parts.append(f"{text} (exit code {exit_code}).")
     else:
         text = f"{program} exited with code {exit_code}"
@@ -152,6 +211,6 @@ def write_failure(path: str, reason: str) -> bool:
     if os.path.exists(path):
         return False
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w", encoding="utf-8") as handle:
+    with open(path, "w", encoding="utf-8", errors="backslashreplace") as handle:
         handle.write(truncate(reason))
     return True

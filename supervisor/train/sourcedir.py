@@ -210,9 +210,8 @@ def check_links(root: str) -> None:
 def extract_archive(archive: str, dest: str) -> None:
     """Extract a tar archive into `dest`, refusing it whole if any member is unsafe."""
     with _staged(dest, archive) as staging, tarfile.open(archive, "r:*") as tar:
-        members = total = 0
-        for member in tar:
-            members += 1
+        total = 0
+        for members, member in enumerate(tar, 1):
             total += member.size if member.isfile() else 0
             if members > MAX_MEMBERS:
                 raise Refused(f"the archive: more than {MAX_MEMBERS} members")

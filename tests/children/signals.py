@@ -1,6 +1,7 @@
 """Test child: prints `ready <pid>`, then `got <SIGNAME>` for each signal received.
 
-argv: [exit code on SIGTERM/SIGINT (default 0)] ["ignore-term"]
+argv: [exit code on SIGTERM/SIGINT (default 0)] ["ignore-term" | "stay"]
+ignore-term: SIGTERM is ignored; stay: SIGTERM/SIGINT are reported but do not end it.
 """
 
 import os
@@ -11,15 +12,18 @@ import time
 FORWARDED = [
     signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2,
     signal.SIGALRM, signal.SIGTERM, signal.SIGCONT, signal.SIGWINCH, signal.SIGTSTP,
+    signal.SIGPWR, signal.SIGVTALRM, signal.SIGPROF, signal.SIGXCPU, signal.SIGIO,
+    signal.SIGSTKFLT, signal.SIGURG,
 ]
 term_code = int(sys.argv[1]) if len(sys.argv) > 1 else 0
 ignore_term = "ignore-term" in sys.argv[2:]
+stay = "stay" in sys.argv[2:]
 
 
 def on_signal(signum, frame):
     name = signal.Signals(signum).name
     os.write(1, f"got {name}\n".encode())
-    if signum in (signal.SIGTERM, signal.SIGINT) and not ignore_term:
+    if signum in (signal.SIGTERM, signal.SIGINT) and not (ignore_term or stay):
         sys.exit(term_code)
 
 

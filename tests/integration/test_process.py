@@ -1,11 +1,15 @@
 """The process core as a plain process (a child subreaper, not PID 1)."""
 
+import os
 import signal
+import subprocess
 import time
 
 import pytest
 
 from tests.support import (
+    CHILDREN,
+    SYSTEM_PYTHON,
     Run,
     process_state,
     signals_child,
@@ -140,5 +144,196 @@ def test_leftover_ignoring_sigterm_is_killed_after_stop_timeout(sm_entry):
         bg = int(proc.wait_for_line(r"bg (\d+)").group(1))
         assert 7 == proc.wait()
         wait_until(lambda: process_state(bg) is None, what="the stubborn leftover to be gone")
+    finally:
+        proc.close()
+
+
+def coordinator(sm_entry, *options):
+    return Run([*sm_entry, *options, SYSTEM_PYTHON, str(CHILDREN / "coordinator.py")])
+
+
+def test_a_stop_signal_reaches_only_the_main_child_which_stops_its_workers(sm_entry):
+    proc = coordinator(sm_entry)
+    try:
+        proc.wait_for_line("ready")
+        proc.kill(signal.SIGTERM)
+        proc.wait_for_line("main got SIGTERM")
+        proc.wait_for_line("worker alive True")  # it did not hear our SIGTERM
+        proc.wait_for_line("worker got SIGTERM")  # the rest of the tree, once the main child exited
+        assert 0 == proc.wait()
+    finally:
+        proc.close()
+
+
+def test_with_group_scope_the_whole_process_group_hears_it(sm_entry):
+    proc = coordinator(sm_entry, "--signal-scope", "group")
+    try:
+        proc.wait_for_line("ready")
+        proc.kill(signal.SIGTERM)
+        proc.wait_for_line("worker got SIGTERM")
+        proc.wait_for_line("worker alive False")
+        assert 0 == proc.wait()
+    finally:
+        proc.close()
+
+
+def test_group_scope_from_the_environment_too(sm_entry):
+    proc = Run([*sm_entry, SYSTEM_PYTHON, str(CHILDREN / "coordinator.py")],
+               env={**os.environ, "SM_ENTRY_SIGNAL_SCOPE": "group"})
+    try:
+        proc.wait_for_line("ready")
+        proc.kill(signal.SIGUSR1)  # forwarded, not a stop: the group hears it (default action: dies)
+        proc.kill(signal.SIGTERM)
+        assert 128 + signal.SIGUSR1 == proc.wait()
+    finally:
+        proc.close()
+
+
+DAEMON = """
+setsid sh -c 'trap "" TERM; echo "daemon $$"; while :; do sleep 0.1; done' &
+sleep 0.3
+exit 0
+"""
+
+
+def test_a_setsid_daemon_ignoring_sigterm_does_not_outlive_us(sm_entry):
+    proc = Run([*sm_entry, "--stop-timeout", "1", "sh", "-c", DAEMON])
+    try:
+        daemon = int(proc.wait_for_line(r"daemon (\d+)").group(1))
+        assert 0 == proc.wait()
+        assert process_state(daemon) is None  # killed after the grace, before we exited
+        assert "killing the process tree" in proc.stderr_text()
+    finally:
+        proc.close()
+
+
+ORPHAN = """
+(sleep 2 & echo "orphan $!")
+echo "parent $PPID"
+sleep 10
+"""
+
+
+def test_orphans_are_reparented_to_us_and_reaped_by_us(sm_entry):
+    proc = Run([*sm_entry, "--stop-timeout", "2", "sh", "-c", ORPHAN])
+    try:
+        orphan = int(proc.wait_for_line(r"orphan (\d+)").group(1))
+        ours = int(proc.wait_for_line(r"parent (\d+)").group(1))  # our Python: the child's parent
+        wait_until(lambda: (process_state(orphan) or ("", 0))[1] == ours,
+                   what="the orphan to be reparented to sm-entry (a subreaper)")
+        wait_until(lambda: process_state(orphan) is None, what="the orphan to be reaped by sm-entry")
+        proc.kill(signal.SIGTERM)
+        assert 128 + signal.SIGTERM == proc.wait()
+    finally:
+        proc.close()
+
+
+@pytest.mark.parametrize("name", ["SIGPWR", "SIGVTALRM", "SIGPROF", "SIGXCPU", "SIGIO", "SIGSTKFLT",
+                                  "SIGURG"])
+def test_signals_whose_default_would_kill_us_are_forwarded(sm_entry, name):
+    proc = Run([*sm_entry, *signals_child("0")])
+    try:
+        proc.wait_for_line("ready")
+        proc.kill(getattr(signal, name))
+        proc.wait_for_line(f"got {name}")
+        proc.kill(signal.SIGTERM)
+        assert 0 == proc.wait()
+    finally:
+        proc.close()
+
+
+def test_sigsys_is_dropped_and_kills_nobody(sm_entry):
+    proc = Run([*sm_entry, *signals_child("0")])
+    try:
+        proc.wait_for_line("ready")
+        proc.kill(signal.SIGSYS)
+        proc.kill(signal.SIGUSR1)  # forwarded in order after it: SIGSYS is handled by now
+        proc.wait_for_line("got SIGUSR1")
+        proc.kill(signal.SIGTERM)
+        assert 0 == proc.wait()
+    finally:
+        proc.close()
+
+
+def ignoring_int_and_quit():
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGQUIT, signal.SIG_IGN)
+
+
+def test_signals_our_parent_ignores_stay_ignored_and_do_not_stop_us(sm_entry):
+    # A shell's background job, or nohup: SIGINT and SIGQUIT are ignored, as under tini.
+    proc = Run([*sm_entry, "--log-format", "raw", "sh", "-c",
+                "grep SigIgn /proc/self/status; echo ready; sleep 10; exit 9"],
+               preexec_fn=ignoring_int_and_quit)
+    try:
+        ignored = int(proc.wait_for_line(r"SigIgn:\s+(\w+)").group(1), 16)
+        assert ignored >> (signal.SIGINT - 1) & 1 and ignored >> (signal.SIGQUIT - 1) & 1
+        proc.wait_for_line("ready")
+        proc.kill(signal.SIGINT)
+        proc.kill(signal.SIGQUIT)
+        proc.kill(signal.SIGUSR1)  # a signal that is ours: forwarded, and the sh dies of it
+        assert 128 + signal.SIGUSR1 == proc.wait()
+        assert "stop requested" not in proc.stderr_text()
+    finally:
+        proc.close()
+
+
+WRITES_FOREVER = """
+import os, signal, sys
+mark = sys.argv[1]
+def on_term(*_):
+    open(mark, "w").close()
+    os._exit(0)
+signal.signal(signal.SIGTERM, signal.SIG_IGN if "ignore" in sys.argv else on_term)
+print(f"ready {os.getpid()}", file=sys.stderr, flush=True)
+line = b"x" * 100 + b"\\n"
+while True:
+    os.write(1, line)
+"""
+
+
+@pytest.mark.parametrize("ignore", [False, True])
+def test_a_stop_is_forwarded_and_enforced_while_nobody_reads_our_output(sm_entry, tmp_path, ignore):
+    mark = tmp_path / "got-term"
+    stalled_r, stalled_w = os.pipe()  # our stdout: a pipe nobody reads (a stalled log driver)
+    argv = [*sm_entry, "--stop-timeout", "1", "--drain-timeout", "1", SYSTEM_PYTHON, "-c",
+            WRITES_FOREVER, str(mark), *(["ignore"] if ignore else [])]
+    proc = subprocess.Popen(argv, stdout=stalled_w, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    os.close(stalled_w)
+    try:
+        assert b"ready" in proc.stderr.readline() or b"ready" in proc.stderr.readline()
+        time.sleep(0.5)  # long enough for every pipe between the child and the reader to fill
+        os.kill(proc.pid, signal.SIGTERM)
+        started = time.monotonic()
+        if not ignore:
+            wait_until(mark.exists, timeout=5, what="the child to get SIGTERM")
+            assert time.monotonic() - started < 5
+        assert (137 if ignore else 0) == proc.wait(timeout=30)
+        assert time.monotonic() - started < 15
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(stalled_r)
+        proc.stderr.close()
+
+
+def test_an_argument_that_is_not_utf8_never_crashes_us(sm_entry):
+    proc = Run([*sm_entry, "printf", "%s\\n", os.fsdecode(b"caf\xe9")])
+    try:
+        assert 0 == proc.wait()
+        assert "caf\\\\xe9" in proc.stderr_text()  # the "child started" event shows it escaped
+    finally:
+        proc.close()
+
+
+def test_the_child_started_event_hides_secrets(sm_entry):
+    proc = Run([*sm_entry, "true", "--hf-token=hf_secret", "--api-key", "k_secret",
+                "--index-url", "https://user:pw_secret@example.com/simple"])
+    try:
+        assert 0 == proc.wait()
+        events = proc.stderr_text()
+        assert "child started" in events
+        assert "secret" not in events
     finally:
         proc.close()

@@ -1,8 +1,8 @@
 """`sm-entry train` end to end: the tree, the program, the outcome files."""
 
 import json
-import shlex
 import os
+import shlex
 import signal
 import subprocess
 import tarfile

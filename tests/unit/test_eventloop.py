@@ -3,6 +3,8 @@
 import os
 import signal
 
+import pytest
+
 from supervisor.core.eventloop import EventLoop
 
 
@@ -50,3 +52,51 @@ def test_signals_are_dispatched_in_arrival_order():
     loop.close()
     assert order == seen
     assert signal.getsignal(signal.SIGUSR1) == signal.SIG_DFL
+
+
+def test_a_task_awaits_futures_and_returns_its_result():
+    loop = EventLoop()
+    seen = []
+
+    async def job():
+        first = loop.create_future()
+        loop.call_later(0.01, first.set_result, "a")
+        seen.append(await first)
+        second = loop.create_future()
+        loop.call_soon(second.set_result, "b")
+        seen.append(await second)
+        return "done"
+
+    task = loop.create_task(job())
+    task.add_done_callback(lambda _: loop.stop())
+    loop.run_forever()
+    loop.close()
+    assert ["a", "b"] == seen and "done" == task.result()
+
+
+def test_a_task_carries_its_exception():
+    loop = EventLoop()
+
+    async def job():
+        failing = loop.create_future()
+        loop.call_soon(failing.set_exception, ValueError("boom"))
+        await failing
+
+    task = loop.create_task(job())
+    task.add_done_callback(lambda _: loop.stop())
+    loop.run_forever()
+    loop.close()
+    with pytest.raises(ValueError, match="boom"):
+        task.result()
+
+
+def test_a_callback_from_another_thread_wakes_the_loop():
+    import threading
+
+    loop = EventLoop()
+    got = []
+    threading.Timer(0.05, loop.call_soon_threadsafe, args=(lambda: (got.append(1), loop.stop()),)).start()
+    loop.call_later(30, loop.stop)
+    loop.run_forever()
+    loop.close()
+    assert [1] == got

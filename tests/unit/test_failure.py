@@ -34,8 +34,8 @@ def tail_with(*items):
 
 
 def test_exception_summary_gives_the_last_line_and_last_frames():
-    last, frames = exception_summary(TRACEBACK)
-    assert "ValueError: bad learning rate: -1" == last
+    lines, frames = exception_summary(TRACEBACK)
+    assert ["ValueError: bad learning rate: -1"] == lines
     assert '  File "train.py", line 5, in check' == frames[-2]
     assert 6 == len(frames)  # the last three frames, each with its code line
 
@@ -94,3 +94,123 @@ def test_second_stop_signal_kill_is_not_blamed_on_the_timeout():
 ])
 def test_program_label_names_the_script(argv, label):
     assert label == program_label(argv)
+
+
+KILLED_WORKER = """\
+Traceback (most recent call last):
+  File "/usr/lib/python3/dist-packages/torch/utils/data/dataloader.py", line 1243, in _try_get_data
+    data = self._data_queue.get(timeout=timeout)
+  File "/usr/lib/python3.11/multiprocessing/queues.py", line 113, in get
+    if not self._poll(timeout):
+  File "/usr/lib/python3/dist-packages/torch/utils/data/_utils/signal_handling.py", line 73, in handler
+    _error_if_any_worker_fails()
+RuntimeError: DataLoader worker (pid 10) is killed by signal: Killed.
+
+The above exception was the direct cause of the following exception:
+
+Traceback (most recent call last):
+  File "train.py", line 40, in <module>
+    for batch in loader:
+  File "/usr/lib/python3/dist-packages/torch/utils/data/dataloader.py", line 1256, in _try_get_data
+    raise RuntimeError(f'DataLoader worker (pid(s) {pids_str}) exited unexpectedly') from e
+RuntimeError: DataLoader worker (pid(s) 10) exited unexpectedly"""
+
+WORKER_ERROR = """\
+Traceback (most recent call last):
+  File "train.py", line 40, in <module>
+    for batch in loader:
+  File "/usr/lib/python3/dist-packages/torch/_utils.py", line 694, in reraise
+    raise exception
+ValueError: Caught ValueError in DataLoader worker process 1.
+Original Traceback (most recent call last):
+  File "/usr/lib/python3/dist-packages/torch/utils/data/_utils/worker.py", line 308, in _worker_loop
+    data = fetcher.fetch(index)
+  File "train.py", line 12, in __getitem__
+    raise ValueError(f"corrupt record {idx}")
+ValueError: corrupt record 1234"""
+
+CONTEXT = """\
+Traceback (most recent call last):
+  File "train.py", line 5, in load
+    return table[name]
+KeyError: 'lr'
+
+During handling of the above exception, another exception occurred:
+
+Traceback (most recent call last):
+  File "train.py", line 9, in <module>
+    load("lr")
+  File "train.py", line 7, in load
+    raise ValueError("hyperparameter lr is missing")
+ValueError: hyperparameter lr is missing"""
+
+
+def test_a_chained_exception_shows_its_cause_first_and_the_sigkilled_worker():
+    reason = describe("train.py", 1, None, None, None, 110, tail_with(Record(KILLED_WORKER, "traceback")))
+    lines = reason.split("\n")
+    assert "RuntimeError: DataLoader worker (pid 10) is killed by signal: Killed." == lines[0]
+    assert "Which caused: RuntimeError: DataLoader worker (pid(s) 10) exited unexpectedly" == lines[1]
+    assert lines[2].startswith("A worker process was killed by SIGKILL") and "out-of-memory" in lines[2]
+    assert '  File "/usr/lib/python3/dist-packages/torch/utils/data/_utils/signal_handling.py", line 73, in handler' in lines
+
+
+def test_a_worker_traceback_inside_the_message_gives_the_original_exception():
+    reason = describe("train.py", 1, None, None, None, 110, tail_with(Record(WORKER_ERROR, "traceback")))
+    lines = reason.split("\n")
+    assert "ValueError: corrupt record 1234" == lines[0]
+    assert "Raised in a worker process, as: ValueError: Caught ValueError in DataLoader worker process 1." == lines[1]
+    assert '    raise ValueError(f"corrupt record {idx}")' in lines  # the worker's frames
+
+
+def test_an_exception_raised_while_handling_another_names_both_the_last_first():
+    lines, frames = exception_summary(CONTEXT)
+    assert ["ValueError: hyperparameter lr is missing", "While handling: KeyError: 'lr'"] == lines
+    assert '  File "train.py", line 7, in load' == frames[-2]
+
+
+def test_a_traceback_in_pieces_is_joined_whole():
+    text = TRACEBACK
+    pieces = [Record(text[:40], "traceback", 1), Record(text[40:90], "traceback", 2),
+              Record(text[90:], "traceback", 3, 3)]
+    tail = tail_with(*pieces)
+    assert text == tail.traceback
+    assert describe("train.py", 1, None, None, None, 110, tail).startswith("ValueError: bad learning rate: -1\n")
+
+
+def test_a_huge_traceback_in_many_pieces_keeps_its_start_and_its_end():
+    pieces = [Record(f"<{i}>", "traceback", i + 1) for i in range(9)] + [Record("<end>", "traceback", 10, 10)]
+    assert "<0><7><8><end>" == tail_with(*pieces).traceback
+
+
+def test_a_new_traceback_replaces_an_unfinished_one():
+    tail = tail_with(Record("old piece", "traceback", 1), Record(TRACEBACK, "traceback"))
+    assert TRACEBACK == tail.traceback
+
+
+def framed(data: bytes) -> StderrTail:
+    """stderr bytes through the real framer into the tail, as the relay does."""
+    from supervisor.logs.framing import LineFramer
+
+    framer, tail = LineFramer(), StderrTail()
+    tail("stderr", framer.feed(data, 0.0))
+    tail("stderr", framer.close())
+    return tail
+
+
+def test_a_50000_character_exception_message_keeps_its_exception_line():
+    message = "bad shape " + "x" * 50_000
+    data = (TRACEBACK.rsplit("\n", 1)[0] + f"\nValueError: {message}\nafter\n").encode()
+    reason = describe("train.py", 1, None, None, None, 110, framed(data))
+    assert reason.startswith("ValueError: bad shape xxx")
+    assert len(reason) <= 1024
+
+
+def test_a_worker_traceback_through_the_framer_is_one_traceback():
+    tail = framed((WORKER_ERROR + "\n").encode())
+    assert WORKER_ERROR == tail.traceback
+    assert describe("train.py", 1, None, None, None, 110, tail).startswith("ValueError: corrupt record 1234\n")
+
+
+def test_a_chained_traceback_through_the_framer_is_one_traceback():
+    tail = framed((KILLED_WORKER + "\n").encode())
+    assert KILLED_WORKER == tail.traceback

@@ -1,10 +1,15 @@
-"""Archive members that would write outside the code directory are refused."""
+"""Code delivery: each archive check stops its own trick; nothing half-done is left or reused."""
 
+import io
+import os
+import stat
 import tarfile
 
 import pytest
 
-from supervisor.train.sourcedir import check_member
+from supervisor import errors
+from supervisor.train import sourcedir
+from supervisor.train.sourcedir import check_member, copy_directory, deliver, extract_archive
 
 
 def member(name, kind=tarfile.REGTYPE, link=""):
@@ -20,36 +25,93 @@ def member(name, kind=tarfile.REGTYPE, link=""):
     (member("/etc/passwd"), "absolute path"),
     (member("etc", tarfile.SYMTYPE, "/etc"), "symbolic link to absolute path /etc"),
     (member("up", tarfile.SYMTYPE, "../.."), "symbolic link pointing outside the code directory (../..)"),
+    (member("sub/up", tarfile.SYMTYPE, "../../x"), "symbolic link pointing outside the code directory (../../x)"),
     (member("hard", tarfile.LNKTYPE, "../x"), "hard link pointing outside the code directory (../x)"),
+    (member("hard", tarfile.LNKTYPE, "/etc/passwd"), "hard link pointing outside the code directory (/etc/passwd)"),
+    (member("hard", tarfile.LNKTYPE, "missing.py"), "hard link to missing.py, which is not a file extracted before it"),
     (member("null", tarfile.CHRTYPE), "device file"),
     (member("disk", tarfile.BLKTYPE), "device file"),
     (member("fifo", tarfile.FIFOTYPE), "named pipe"),
+    (member("odd", b"Z"), "unsupported member type"),
 ])
-def test_unsafe_members(tmp_path, info, problem):
+def test_unsafe_members_are_named_by_the_check_meant_for_them(tmp_path, info, problem):
     assert problem == check_member(info, str(tmp_path))
 
 
 @pytest.mark.parametrize("info", [
     member("train.py"), member("pkg/mod.py"), member("pkg", tarfile.DIRTYPE),
-    member("latest", tarfile.SYMTYPE, "pkg/mod.py"), member("copy", tarfile.LNKTYPE, "train.py"),
+    member("latest", tarfile.SYMTYPE, "pkg/mod.py"), member("pkg/up", tarfile.SYMTYPE, "../train.py"),
+    member("copy", tarfile.LNKTYPE, "train.py"),
 ])
 def test_safe_members(tmp_path, info):
+    (tmp_path / "train.py").write_text("print(1)")
     assert check_member(info, str(tmp_path)) is None
 
 
-def _archive(path, members):
-    import io
+def test_a_path_through_a_link_made_by_an_earlier_member_is_refused(tmp_path):
+    os.symlink("..", tmp_path / "l")
+    assert "path outside the code directory (through a link)" == check_member(member("l/pwned.txt"), str(tmp_path))
 
+
+def test_a_hard_link_through_a_link_made_by_an_earlier_member_is_refused(tmp_path):
+    (tmp_path.parent / "victim.txt").write_text("x")
+    os.symlink("..", tmp_path / "l")
+    assert ("hard link pointing outside the code directory through a link (l/victim.txt)"
+            == check_member(member("h", tarfile.LNKTYPE, "l/victim.txt"), str(tmp_path)))
+
+
+def test_a_hard_link_to_a_link_is_refused(tmp_path):
+    os.symlink("inside.py", tmp_path / "s")
+    assert ("hard link to s, which is not a file extracted before it"
+            == check_member(member("h", tarfile.LNKTYPE, "s"), str(tmp_path)))
+
+
+def archive(path, members):
+    """members: (name, kind, payload, extra TarInfo attributes)."""
     with tarfile.open(path, "w:gz") as tar:
-        for name, kind, payload in members:
+        for name, kind, payload, *attrs in members:
             info = tarfile.TarInfo(name)
+            for key, value in (attrs[0] if attrs else {}).items():
+                setattr(info, key, value)
             if kind == "sym":
                 info.type, info.linkname = tarfile.SYMTYPE, payload
+                tar.addfile(info)
+            elif kind == "hard":
+                info.type, info.linkname = tarfile.LNKTYPE, payload
+                tar.addfile(info)
+            elif kind == "dir":
+                info.type = tarfile.DIRTYPE
                 tar.addfile(info)
             else:
                 data = payload.encode()
                 info.size = len(data)
                 tar.addfile(info, io.BytesIO(data))
+    return str(path)
+
+
+def refused(tmp_path, members):
+    code = tmp_path / "code"
+    code.mkdir()
+    (tmp_path / "victim.txt").write_text("intact")
+    path = archive(tmp_path / "evil.tar.gz", [("train.py", "file", "print(1)"), *members])
+    with pytest.raises(errors.SetupError) as info:
+        extract_archive(path, str(code))
+    assert [] == sorted(p.name for p in code.iterdir())
+    assert "intact" == (tmp_path / "victim.txt").read_text()
+    assert ["code", "evil.tar.gz", "victim.txt"] == sorted(p.name for p in tmp_path.iterdir())
+    assert "nothing delivered" in info.value.message
+    return info.value.message
+
+
+def test_links_harmless_when_made_but_not_on_the_final_tree_are_refused(tmp_path):
+    # l -> x/.. is inside while x does not exist; x -> . then makes l the parent directory.
+    message = refused(tmp_path, [("l", "sym", "x/.."), ("x", "sym", ".")])
+    assert "member 'l': symbolic link 'x/..' resolves outside the code directory" in message
+
+
+def test_writing_through_such_a_link_is_refused_before_anything_is_written(tmp_path):
+    message = refused(tmp_path, [("l", "sym", "x/.."), ("x", "sym", "."), ("l/victim.txt", "file", "pwned")])
+    assert "member 'l/victim.txt': path outside the code directory (through a link)" in message
 
 
 @pytest.mark.parametrize("members", [
@@ -58,27 +120,114 @@ def _archive(path, members):
     [("d", "sym", "sub"), ("sub", "sym", ".."), ("d/pwned.txt", "file", "x")],
 ], ids=["link-through-link", "two-levels-up", "link-then-retarget"])
 def test_link_chains_cannot_write_outside_and_nothing_is_left(tmp_path, members):
-    from supervisor import errors
-    from supervisor.train.sourcedir import extract_archive
+    assert "refused member" in refused(tmp_path, members)
 
+
+def test_a_later_file_of_the_same_name_replaces_a_link_instead_of_writing_through_it(tmp_path):
     code = tmp_path / "code"
     code.mkdir()
-    (tmp_path / "victim.txt").write_text("intact")
-    _archive(tmp_path / "evil.tar.gz", [("train.py", "file", "print(1)"), *members])
-    with pytest.raises(errors.SetupError, match="refused member"):
-        extract_archive(str(tmp_path / "evil.tar.gz"), str(code))
-    assert [] == sorted(p.name for p in code.iterdir())
-    assert "intact" == (tmp_path / "victim.txt").read_text()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["code", "evil.tar.gz", "victim.txt"]
+    (code.parent / "target.txt").write_text("intact")
+    path = archive(tmp_path / "a.tar.gz", [("t", "sym", "pkg/t.txt"), ("pkg/t.txt", "file", "in"),
+                                           ("t", "file", "replaced")])
+    extract_archive(path, str(code))
+    assert not (code / "t").is_symlink()
+    assert "replaced" == (code / "t").read_text()
+
+
+def test_set_id_bits_write_bits_and_owners_of_members_are_not_kept(tmp_path):
+    code = tmp_path / "code"
+    code.mkdir()
+    owner = {"mode": 0o6777, "uid": 4242, "gid": 4242, "uname": "nobody", "gname": "nogroup"}
+    path = archive(tmp_path / "a.tar.gz", [("run.sh", "file", "echo", owner),
+                                           ("data.txt", "file", "x", {**owner, "mode": 0o4640}),
+                                           ("dir", "dir", "", {**owner, "mode": 0o7777})])
+    extract_archive(path, str(code))
+    run, data, directory = (os.stat(code / name) for name in ("run.sh", "data.txt", "dir"))
+    assert 0o755 == stat.S_IMODE(run.st_mode)
+    assert 0o640 == stat.S_IMODE(data.st_mode)
+    assert 0o755 == stat.S_IMODE(directory.st_mode)
+    assert {(os.getuid(), os.getgid())} == {(s.st_uid, s.st_gid) for s in (run, data, directory)}
+
+
+def test_hard_links_to_extracted_files_are_kept(tmp_path):
+    code = tmp_path / "code"
+    code.mkdir()
+    path = archive(tmp_path / "a.tar.gz", [("a.py", "file", "A = 1"), ("b.py", "hard", "a.py")])
+    extract_archive(path, str(code))
+    assert os.path.samefile(code / "a.py", code / "b.py")
+
+
+def test_member_and_size_caps(tmp_path, monkeypatch):
+    monkeypatch.setattr(sourcedir, "MAX_MEMBERS", 3)
+    message = refused(tmp_path, [("a", "file", "1"), ("b", "file", "2"), ("c", "file", "3")])
+    assert "more than 3 members" in message
+    monkeypatch.setattr(sourcedir, "MAX_MEMBERS", 100)
+    monkeypatch.setattr(sourcedir, "MAX_TOTAL_BYTES", 10)
+    code = tmp_path / "code2"
+    code.mkdir()
+    with pytest.raises(errors.SetupError, match="GiB of files"):
+        extract_archive(archive(tmp_path / "big.tar.gz", [("big", "file", "x" * 11)]), str(code))
+    assert [] == list(code.iterdir())
 
 
 def test_safe_archive_with_inner_links_is_extracted(tmp_path):
-    from supervisor.train.sourcedir import extract_archive
-
     code = tmp_path / "code"
     code.mkdir()
-    _archive(tmp_path / "ok.tar.gz", [("pkg/mod.py", "file", "X = 1"), ("alias", "sym", "pkg"),
-                                      ("train.py", "file", "import pkg")])
-    extract_archive(str(tmp_path / "ok.tar.gz"), str(code))
+    path = archive(tmp_path / "ok.tar.gz", [("pkg/mod.py", "file", "X = 1"), ("alias", "sym", "pkg"),
+                                            ("train.py", "file", "import pkg")])
+    extract_archive(path, str(code))
     assert "X = 1" == (code / "alias" / "mod.py").read_text()
     assert ["alias", "pkg", "train.py"] == sorted(p.name for p in code.iterdir())
+
+
+def test_a_corrupt_archive_is_a_setup_error_naming_it(tmp_path):
+    code = tmp_path / "code"
+    code.mkdir()
+    bad = tmp_path / "src.tar.gz"
+    bad.write_bytes(b"\x1f\x8b\x08\x00garbage")
+    with pytest.raises(errors.SetupError, match=r"src\.tar\.gz: cannot deliver it"):
+        extract_archive(str(bad), str(code))
+    assert [] == list(code.iterdir())
+
+
+def test_a_fifo_in_a_local_submit_directory_is_named_and_nothing_is_copied(tmp_path):
+    source, code = tmp_path / "src", tmp_path / "code"
+    source.mkdir()
+    code.mkdir()
+    (source / "train.py").write_text("print(1)")
+    os.mkfifo(source / "queue")
+    with pytest.raises(errors.SetupError) as info:
+        copy_directory(str(source), str(code))
+    assert f"{source / 'queue'}: named pipe" in info.value.message
+    assert [] == list(code.iterdir())
+
+
+def test_a_local_directory_is_copied_with_its_links(tmp_path):
+    source, code = tmp_path / "src", tmp_path / "code"
+    (source / "pkg").mkdir(parents=True)
+    (source / "pkg" / "mod.py").write_text("X = 1")
+    os.symlink("pkg/mod.py", source / "alias.py")
+    copy_directory(str(source), str(code.mkdir() or code))
+    assert "X = 1" == (code / "alias.py").read_text()
+    assert (code / "alias.py").is_symlink()
+
+
+def test_an_interrupted_delivery_is_redone_not_taken_for_baked_in_code(tmp_path):
+    source, code = tmp_path / "src", tmp_path / "code"
+    source.mkdir()
+    (source / "train.py").write_text("print('complete')")
+    code.mkdir()
+    (code / "half.py").write_text("# half copied")
+    (code / ".sm-entry-staging-abc").mkdir()
+    assert deliver(str(source), str(code)) == f"copied {source}"
+    assert ["train.py"] == sorted(p.name for p in code.iterdir())
+
+
+def test_code_baked_into_the_image_wins(tmp_path):
+    source, code = tmp_path / "src", tmp_path / "code"
+    source.mkdir()
+    (source / "train.py").write_text("new")
+    code.mkdir()
+    (code / "train.py").write_text("baked")
+    assert deliver(str(source), str(code)) is None
+    assert "baked" == (code / "train.py").read_text()

@@ -1,0 +1,68 @@
+"""The process core runs the same on our EventLoop and on asyncio's (the serve front's loop)."""
+
+import signal
+import sys
+
+import pytest
+
+from tests.support import CHILDREN, Run, process_state, signals_child, wait_until
+
+HARNESS = CHILDREN / "core_harness.py"
+
+
+@pytest.fixture(params=["ours", "asyncio"])
+def core(request):
+    def start(*argv, stop_timeout="5"):
+        return Run([sys.executable, str(HARNESS), request.param, stop_timeout, *argv])
+
+    start.loop = request.param
+    return start
+
+
+def test_a_child_runs_then_another_each_with_its_own_result(core):
+    proc = core("sh", "-c", "exit 5")
+    try:
+        line = proc.wait_for_line(r"^exit (\d+) asyncio=(\w+)")
+        assert "3" == line.group(1)  # the second child's code
+        assert (core.loop == "asyncio") == (line.group(2) == "True")
+        proc.wait()
+        assert "first child done 5" in proc.stderr_text()
+    finally:
+        proc.close()
+
+
+def test_signals_reach_the_child_and_a_stop_ends_the_job(core):
+    proc = core(*signals_child("0"))
+    try:
+        proc.wait_for_line("ready")
+        proc.kill(signal.SIGUSR1)
+        proc.wait_for_line("got SIGUSR1")
+        proc.kill(signal.SIGTERM)
+        proc.wait_for_line("got SIGTERM")
+        assert "0" == proc.wait_for_line(r"^exit (\d+)").group(1)
+    finally:
+        proc.close()
+
+
+def test_the_stop_timeout_kills_the_tree(core):
+    proc = core(*signals_child("0", "ignore-term"), stop_timeout="0.5")
+    try:
+        proc.wait_for_line("ready")
+        proc.kill(signal.SIGTERM)
+        assert "137" == proc.wait_for_line(r"^exit (\d+)").group(1)
+    finally:
+        proc.close()
+
+
+DAEMON = "setsid sh -c 'echo \"daemon $$\"; exec sleep 1000' & sleep 0.2; exit 4"
+
+
+def test_what_the_child_leaves_running_is_stopped(core):
+    proc = core("sh", "-c", DAEMON)
+    try:
+        daemon = int(proc.wait_for_line(r"daemon (\d+)").group(1))
+        proc.wait_for_line(r"^exit ")
+        wait_until(lambda: process_state(daemon) is None, what="the daemon to be stopped")
+    finally:
+        proc.close()
+
