@@ -56,10 +56,15 @@ def run(settings: Settings, environ: Mapping[str, str]) -> int:
         supervisor = Supervisor(loop, log, settings.stop_timeout, Terminal.of_stdin(),
                                 drain_timeout=settings.drain_timeout,
                                 signal_scope=settings.signal_scope, merge_echoes=is_frozen())
-        # Said once the first child runs, so that it starts before our logging is loaded.
-        supervisor.on_first_spawn = lambda: log.info(
-            "sm-entry started", version=__version__, stop_timeout_s=settings.stop_timeout,
-            subreaper=supervisor.is_subreaper, signal_scope=settings.signal_scope)
+        def started() -> None:
+            log.info("sm-entry started", version=__version__, stop_timeout_s=settings.stop_timeout,
+                     subreaper=supervisor.is_subreaper, signal_scope=settings.signal_scope)
+
+        if settings.mode is Mode.TRAIN:
+            started()  # train has its own events before it starts a child
+        else:
+            # Said once the child runs, so that it starts before our logging is loaded.
+            supervisor.on_first_spawn = started
         if settings.mode is Mode.TRAIN:
             from supervisor.train import job
 

@@ -1,14 +1,23 @@
+import ctypes
+import os
+import signal
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import pytest
 
-from tests.support import SOURCE_COMMAND, STATIC_BINARY, require_binary
+from supervisor.core import tree
+from tests.support import OPEN_RUNS, SOURCE_COMMAND, STATIC_BINARY, require_binary
+
+PR_SET_CHILD_SUBREAPER = 36
+# Modules whose every test needs root (namespaces, chroot, podman).
+ROOT_MODULES = {"test_pid1", "test_chroot", "test_podman", "test_torch_job"}
 
 
-@pytest.fixture(params=["source", "static"])
+@pytest.fixture(params=["source", pytest.param("static", marks=pytest.mark.binary)])
 def sm_entry(request) -> list[str]:
     """sm-entry as a command prefix: from source, and as the built static binary."""
     if request.param == "source":
@@ -19,3 +28,70 @@ def sm_entry(request) -> list[str]:
 @pytest.fixture
 def static_only() -> str:
     return require_binary(STATIC_BINARY)
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        parts = Path(str(item.fspath)).parts
+        if "binary" in parts:
+            item.add_marker(pytest.mark.binary)
+        if Path(str(item.fspath)).stem in ROOT_MODULES:
+            item.add_marker(pytest.mark.root)
+
+
+@pytest.fixture(autouse=True)
+def _end_what_the_test_started():
+    """Pass or fail, every process a test started through tests.support is ended."""
+    yield
+    for run in list(OPEN_RUNS):
+        run.close()
+
+
+def _tmp_entries() -> set[str]:
+    return {name for name in os.listdir("/tmp") if not name.startswith("pytest-of-")}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _nothing_left_behind():
+    """The whole run leaves no process and no /tmp entry behind; else it fails.
+
+    pytest is made a subreaper, so whatever a test leaves running comes back
+    to it here instead of disappearing under the machine's init.
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    before = _tmp_entries()
+    yield
+    deadline = time.monotonic() + 10
+    while (left := tree.descendants(os.getpid())) and time.monotonic() < deadline:
+        _reap()
+        time.sleep(0.1)
+    described = [_describe(pid) for pid in left]
+    tree.signal_each(left, signal.SIGKILL)
+    _reap()
+    added = sorted(_tmp_entries() - before)
+    problems = []
+    if described:
+        problems.append(f"processes left running: {described}")
+    if added:
+        problems.append(f"/tmp entries left: {added}")
+    if problems:
+        pytest.fail("the test run left things behind: " + "; ".join(problems), pytrace=False)
+
+
+def _reap() -> None:
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def _describe(pid: int) -> str:
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return str(pid)
+    return f"{pid} {command!r}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import selectors
@@ -9,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -38,13 +40,15 @@ def require_root() -> None:
 def require_tool(name: str) -> str:
     path = shutil.which(name)
     if path is None:
-        pytest.skip(f"needs {name} (make system-deps installs it)")
+        pytest.skip(f"needs {name} (make test-deps installs it)")
     return path
 
 
 def require_binary(path: Path) -> str:
     if not path.exists():
-        pytest.skip(f"{path.relative_to(REPO)} is not built (run make build)")
+        if "SM_ENTRY_TEST_STATIC" in os.environ and path == STATIC_BINARY:
+            pytest.fail(f"SM_ENTRY_TEST_STATIC={path}: no such file")
+        pytest.skip(f"{path} is not built (run make build)")
     return str(path)
 
 
@@ -52,10 +56,16 @@ def signals_child(*args: str) -> list[str]:
     return [SYSTEM_PYTHON, str(CHILDREN / "signals.py"), *args]
 
 
+# Every Run not closed by its test is closed after it (tests/conftest.py): pass or fail,
+# a test ends what it started.
+OPEN_RUNS: list[Run] = []
+
+
 class Run:
     """A started process whose stdout lines we can wait for."""
 
     def __init__(self, argv: Sequence[str], **kwargs: object) -> None:
+        OPEN_RUNS.append(self)
         kwargs.setdefault("stdin", subprocess.DEVNULL)
         kwargs.setdefault("stderr", subprocess.PIPE)
         self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, **kwargs)  # type: ignore[call-overload]
@@ -122,6 +132,11 @@ class Run:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+        for stream in (self.proc.stdout, self.proc.stderr):
+            if stream is not None:
+                stream.close()
+        if self in OPEN_RUNS:
+            OPEN_RUNS.remove(self)
 
 
 def signal_when_ready(proc: Run, signum: int, ready: str = "ready") -> int:
@@ -154,18 +169,48 @@ def wait_until(predicate: Callable[[], object], timeout: float = TIMEOUT, what: 
 
 
 class Pid1(Run):
-    """sm-entry started as PID 1 of a new PID namespace."""
+    """sm-entry started as PID 1 of a new PID namespace.
+
+    It unpacks into a private TMPDIR (unless the test gives one), removed at
+    close: a namespace killed by a failing test leaves nothing in /tmp.
+    """
 
     def __init__(self, argv: Sequence[str], **kwargs: object) -> None:
         require_root()
         unshare = require_tool("unshare")
-        super().__init__([unshare, "--pid", "--fork", "--kill-child", "--mount-proc", *argv], **kwargs)
+        env = dict(kwargs.pop("env", None) or os.environ)  # type: ignore[call-overload]
+        self.private_tmp: str | None = None
+        if "TMPDIR" not in env:
+            self.private_tmp = env["TMPDIR"] = tempfile.mkdtemp(prefix="sm-entry-test-")
+        super().__init__([unshare, "--pid", "--fork", "--kill-child", "--mount-proc", *argv],
+                         env=env, **kwargs)
         found = wait_until(lambda: children_of(self.proc.pid), what="PID 1 of the namespace")
         assert isinstance(found, list)
         self.pid1 = found[0]
 
     def kill(self, signum: int) -> None:
         os.kill(self.pid1, signum)
+
+    def close(self) -> None:
+        """Kill the namespace (PID 1 takes every process in it along) and wait for it."""
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid1, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(TIMEOUT)
+        super().close()
+        if self.private_tmp is not None:
+            shutil.rmtree(self.private_tmp, ignore_errors=True)
+
+
+def signal_blocked(pid: int, signum: int) -> bool:
+    """Is `signum` blocked by `pid`? (Our bootloader blocks every signal as its first act.)"""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    mask = int(status.split("SigBlk:")[1].split()[0], 16)
+    return bool(mask >> (signum - 1) & 1)
 
 
 def process_state(pid: int) -> tuple[str, int] | None:

@@ -190,6 +190,9 @@ def describe(
         parts.append(f"{text} (exit code {exit_code}).")
     else:
         text = f"{program} exited with code {exit_code}"
+        if stop_signal is not None:
+            text += (f" after sm-entry forwarded {_signal_text(stop_signal)} from outside "
+                     "(StopTrainingJob or a spot interruption)")
         if exit_code == 137:
             text += " (137 = 128+SIGKILL: most likely killed for running out of memory)"
         parts.append(text + ".")

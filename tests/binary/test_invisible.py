@@ -1,6 +1,7 @@
 """What the child sees is what it would see without a frozen program above it."""
 
 import os
+import signal
 import subprocess
 
 import pytest
@@ -66,10 +67,23 @@ def status_fields(text: str) -> dict[str, str]:
                                       if line.startswith(("SigBlk", "SigIgn")))}
 
 
-def test_child_signal_mask_and_dispositions_are_as_without_us(binary):
+def ignoring_int_and_quit():
+    """What a shell does to a background job, and nohup to SIGHUP."""
+    for signum in (signal.SIGINT, signal.SIGQUIT, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_IGN)
+
+
+def default_dispositions():
+    for signum in (signal.SIGINT, signal.SIGQUIT, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_DFL)
+
+
+@pytest.mark.parametrize("parent", [default_dispositions, ignoring_int_and_quit],
+                         ids=["default", "ignoring"])
+def test_child_signal_mask_and_dispositions_are_as_without_us(binary, parent):
     probe = ["grep", "-E", "^Sig(Blk|Ign)", "/proc/self/status"]
-    direct = run(probe, {"PATH": "/usr/bin:/bin"})
-    under_us = run([binary, *probe], RAW)
+    direct = run(probe, {"PATH": "/usr/bin:/bin"}, preexec_fn=parent)
+    under_us = run([binary, *probe], RAW, preexec_fn=parent)
     assert 0 == under_us.returncode, under_us.stderr
     assert status_fields(direct.stdout.decode()) == status_fields(under_us.stdout.decode())
 

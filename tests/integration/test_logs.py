@@ -239,3 +239,42 @@ def test_a_slow_reader_of_our_output_gets_everything_after_the_drain_timeout(sm_
     assert 0 == writer.wait(timeout=60)
     assert "200000" == reader.stdout.strip()
     assert b"held open" not in writer.stderr.read()
+
+
+MID_LINE = """
+import os, time
+os.write(1, b"epoch 1 loss: 0.5\\nhalf a li")   # one read that ends mid-line
+time.sleep(0.3)
+os.write(1, b"ne, then the rest\\nepoch 2 loss: 0.25\\n")
+"""
+
+
+def test_raw_format_metrics_never_land_inside_a_line_of_the_child(sm_entry):
+    result = run(sm_entry, "--metric", r"loss=loss: ([0-9.]+)", SYSTEM_PYTHON, "-c", MID_LINE, fmt="raw")
+    assert 0 == result.returncode
+    lines = result.stdout.decode().splitlines()
+    child = [line for line in lines if not line.startswith("{")]
+    assert ["epoch 1 loss: 0.5", "half a line, then the rest", "epoch 2 loss: 0.25"] == child
+    assert [0.5, 0.25] == [json.loads(line)["loss"] for line in lines if line.startswith("{")]
+
+
+PEAK_RSS = """
+import resource, subprocess, sys
+proc = subprocess.Popen(sys.argv[1:], stdout=subprocess.PIPE)
+records = 0
+while chunk := proc.stdout.read(1 << 20):
+    records += chunk.count(b"\\n")
+assert proc.wait() == 0
+print(records, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+"""
+
+
+def test_memory_stays_bounded_for_millions_of_empty_lines(sm_entry):
+    # 4 MB of empty lines render to ~450 MB of JSON: rendered a batch at a time, never whole.
+    argv = [*sm_entry, "--log-format", "json", "sh", "-c", "head -c 4000000 /dev/zero | tr '\\0' '\\n'"]
+    result = subprocess.run([SYSTEM_PYTHON, "-c", PEAK_RSS, *argv], capture_output=True, text=True,
+                            timeout=300, env={"PATH": "/usr/bin:/bin"})
+    assert 0 == result.returncode, result.stderr[-2000:]
+    records, peak_kib = map(int, result.stdout.split())
+    assert 4_000_000 == records
+    assert peak_kib / 1024 < 48, f"peak RSS {peak_kib / 1024:.0f} MiB"

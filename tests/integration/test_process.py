@@ -328,12 +328,12 @@ def test_an_argument_that_is_not_utf8_never_crashes_us(sm_entry):
 
 
 def test_the_child_started_event_hides_secrets(sm_entry):
-    proc = Run([*sm_entry, "true", "--hf-token=hf_secret", "--api-key", "k_secret",
-                "--index-url", "https://user:pw_secret@example.com/simple"])
+    proc = Run([*sm_entry, "true", "--hf-token=hf_TOPS3CRET", "--api-key", "k_TOPS3CRET",
+                "--index-url", "https://user:pw_TOPS3CRET@example.com/simple"])
     try:
         assert 0 == proc.wait()
         events = proc.stderr_text()
         assert "child started" in events
-        assert "secret" not in events
+        assert "TOPS3CRET" not in events
     finally:
         proc.close()

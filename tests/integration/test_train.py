@@ -217,7 +217,7 @@ def test_doctor_names_the_malformed_file(sm_entry, tmp_path):
     assert "hyperparameters.json" in result.stdout
 
 
-def evil_archive(path: Path, kind: str) -> None:
+def evil_archive(path: Path, kind: str, outside: Path) -> None:
     with tarfile.open(path, "w:gz") as tar:
         good = tarfile.TarInfo("train.py")
         good.size = 0
@@ -227,7 +227,7 @@ def evil_archive(path: Path, kind: str) -> None:
             info.size = 4
             tar.addfile(info, fileobj=__import__("io").BytesIO(b"evil"))
         elif kind == "absolute":
-            info = tarfile.TarInfo("/tmp/sm-entry-abs-evil")
+            info = tarfile.TarInfo(str(outside))
             info.size = 4
             tar.addfile(info, fileobj=__import__("io").BytesIO(b"evil"))
         elif kind == "symlink":
@@ -245,14 +245,15 @@ def evil_archive(path: Path, kind: str) -> None:
 @pytest.mark.parametrize("kind", ["dotdot", "absolute", "symlink", "device"])
 def test_unsafe_archives_are_refused_and_nothing_is_written(sm_entry, tmp_path, kind):
     archive = tmp_path / "sourcedir.tar.gz"
-    evil_archive(archive, kind)
+    outside = tmp_path / "abs-evil"
+    evil_archive(archive, kind, outside)
     root = make_tree(tmp_path / "ml", hyperparameters={"sagemaker_submit_directory": json.dumps(str(archive)),
                                                        "sagemaker_program": "\"train.py\""})
     result = train(sm_entry, root)
     assert 65 == result.returncode
     assert "refused member" in failure(root)
     assert [] == os.listdir(root / "code")
-    assert not (tmp_path / "evil").exists() and not Path("/tmp/sm-entry-abs-evil").exists()
+    assert not (tmp_path / "evil").exists() and not outside.exists()
 
 
 @pytest.mark.parametrize("scheme", ["", "file://"])
@@ -298,31 +299,124 @@ def test_sigterm_as_pid1_reaches_the_script_which_checkpoints_and_succeeds(stati
     assert (root / "output" / "success").exists() and not (root / "output" / "failure").exists()
 
 
+def with_hosts(hosts: Path, argv) -> list[str]:
+    """Run `argv` with `hosts` as /etc/hosts (a private mount namespace): no DNS is asked."""
+    require_root()
+    unshare = require_tool("unshare")
+    return [unshare, "--mount", "sh", "-c", f"mount --bind {hosts} /etc/hosts && exec {shlex.join(map(str, argv))}"]
+
+
 def test_hosts_that_never_resolve_fail_at_the_deadline(sm_entry, tmp_path):
-    root = make_tree(tmp_path / "ml", resourceconfig={
-        "current_host": "algo-1", "hosts": ["algo-1", "no-such-host-sm-entry.invalid"]})
+    hosts = tmp_path / "hosts"
+    hosts.write_text("127.0.0.1 localhost algo-1\n")
+    root = make_tree(tmp_path / "ml", resourceconfig={"current_host": "algo-1", "hosts": ["algo-1", "algo-2"]})
     started = time.monotonic()
-    result = train(sm_entry, root, "--host-wait", "2", "--", "true")
-    assert 65 == result.returncode
+    result = subprocess.run(with_hosts(hosts, [*sm_entry, "--root", root, "train", "--host-wait", "2", "--", "true"]),
+                            capture_output=True, text=True, timeout=120, env=env())
+    assert 65 == result.returncode, result.stderr[-3000:]
     assert time.monotonic() - started < 60
-    assert "no-such-host-sm-entry.invalid" in failure(root)
+    assert "hosts did not resolve within 2 s: algo-2" in failure(root)
     assert "waiting for hosts to resolve" in result.stderr
 
 
 def test_hosts_resolving_late_are_waited_for(sm_entry, tmp_path):
-    require_root()
-    unshare = require_tool("unshare")
     hosts = tmp_path / "hosts"
     hosts.write_text("127.0.0.1 localhost\n")
     root = make_tree(tmp_path / "ml", resourceconfig={"current_host": "algo-1", "hosts": ["algo-1", "algo-2"]})
-    inner = shlex.join(map(str, sm_entry))
+    inner = shlex.join(map(str, [*sm_entry, "--root", root, "train", "--", "true"]))
     script = (f"mount --bind {hosts} /etc/hosts && "
               f"(sleep 1.5; echo '127.0.0.1 algo-1 algo-2' >> {hosts}) & "
-              f"exec {inner} --root {root} train -- true")
-    result = subprocess.run([unshare, "--mount", "sh", "-c", script], capture_output=True, text=True,
-                            timeout=120, env=env())
+              f"exec {inner}")
+    require_root()
+    result = subprocess.run([require_tool("unshare"), "--mount", "sh", "-c", script], capture_output=True,
+                            text=True, timeout=120, env=env())
     assert 0 == result.returncode, result.stderr[-3000:]
     assert "waiting for hosts to resolve" in result.stderr and "all hosts resolve" in result.stderr
+
+
+def test_a_stop_while_waiting_for_hosts_is_a_stop_not_a_setup_failure(sm_entry, tmp_path):
+    hosts = tmp_path / "hosts"
+    hosts.write_text("127.0.0.1 localhost algo-1\n")
+    root = make_tree(tmp_path / "ml", resourceconfig={"current_host": "algo-1", "hosts": ["algo-1", "algo-2"]})
+    proc = Run(with_hosts(hosts, [*sm_entry, "--root", root, "--log-format", "json", "train", "--", "true"]),
+               env=env(), stderr=subprocess.STDOUT)
+    assert 128 + signal.SIGTERM == signal_when_ready(proc, signal.SIGTERM, ready="waiting for hosts")
+    assert "stopped by SIGTERM during the wait for the other hosts" == failure(root)
+
+
+FAKE_PIP = """#!/bin/sh
+echo "pip is installing $*"
+exec sleep 60
+"""
+
+
+def test_a_stop_during_the_requirements_install_is_a_stop(sm_entry, tmp_path):
+    root = make_tree(tmp_path / "ml", code={"train.py": "print('never')\n", "requirements.txt": "numpy\n"})
+    python = tmp_path / "python3"
+    python.write_text(FAKE_PIP)
+    python.chmod(0o755)
+    proc = Run([*sm_entry, "--root", str(root), "train"],
+               env=env(SAGEMAKER_PROGRAM="train.py", SM_ENTRY_PYTHON=str(python)))
+    assert 128 + signal.SIGTERM == signal_when_ready(proc, signal.SIGTERM, ready="pip is installing")
+    assert failure(root).startswith("stopped by SIGTERM during pip install -r requirements.txt")
+    assert not any("never" in line for line in proc.lines)
+
+
+def test_a_fifo_in_a_local_submit_directory_is_a_setup_error_with_a_reason(sm_entry, tmp_path):
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "train.py").write_text("print('ran')\n")
+    os.mkfifo(source / "queue")
+    root = make_tree(tmp_path / "ml", hyperparameters={"sagemaker_submit_directory": json.dumps(str(source))})
+    result = train(sm_entry, root, SAGEMAKER_PROGRAM="train.py")
+    assert 65 == result.returncode
+    assert f"{source / 'queue'}: named pipe" in failure(root)
+    assert [] == os.listdir(root / "code")
+
+
+def test_a_hard_link_to_a_missing_name_is_a_setup_error_and_nothing_is_reused(sm_entry, tmp_path):
+    archive = tmp_path / "sourcedir.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        info = tarfile.TarInfo("train.py")
+        data = b"print('ran')\n"
+        info.size = len(data)
+        tar.addfile(info, __import__("io").BytesIO(data))
+        link = tarfile.TarInfo("other.py")
+        link.type, link.linkname = tarfile.LNKTYPE, "missing.py"
+        tar.addfile(link)
+    root = make_tree(tmp_path / "ml", hyperparameters={"sagemaker_submit_directory": json.dumps(str(archive))})
+    for _ in range(2):  # the second start does not take a half delivery for baked-in code
+        result = train(sm_entry, root, SAGEMAKER_PROGRAM="train.py")
+        assert 65 == result.returncode
+        assert "hard link to missing.py" in failure(root)
+        assert [] == os.listdir(root / "code")
+
+
+def test_code_is_delivered_into_a_code_directory_that_is_a_mount_point(sm_entry, tmp_path):
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "train.py").write_text("print('ran from the mount')\n")
+    root = make_tree(tmp_path / "ml", hyperparameters={"sagemaker_submit_directory": json.dumps(str(source))})
+    (root / "code").mkdir()
+    require_root()
+    inner = shlex.join(map(str, [*sm_entry, "--root", root, "train"]))
+    result = subprocess.run([require_tool("unshare"), "--mount", "sh", "-c",
+                             f"mount -t tmpfs tmpfs {root / 'code'} && exec {inner}"],
+                            capture_output=True, text=True, timeout=120, env=env(SAGEMAKER_PROGRAM="train.py"))
+    assert 0 == result.returncode, result.stderr[-3000:]
+    assert "ran from the mount" in result.stdout
+
+
+def test_doctor_hides_secrets(sm_entry, tmp_path):
+    root = make_tree(tmp_path / "ml", hyperparameters={"hf_token": "\"hf_TOPS3CRET1\"", "epochs": "3"})
+    command = "python3 train.py --hf-token=hf_TOPS3CRET2 --wandb-key TOPS3CRET3"
+    result = subprocess.run([*sm_entry, "--root", str(root), "doctor"], capture_output=True, text=True, timeout=60,
+                            env=env(SM_ENTRY_TRAIN_COMMAND=command, HF_TOKEN="TOPS3CRET4",
+                                    PIP_INDEX_URL="https://user:TOPS3CRET5@pypi.example/simple"))
+    assert 0 == result.returncode, result.stderr
+    assert "TOPS3CRET" not in result.stdout, result.stdout
+    assert "https://user:<redacted>@pypi.example/simple" in result.stdout
+    assert "--epochs 3" in result.stdout
 
 
 def test_bad_interpreter_in_the_code_dir_is_126(sm_entry, tmp_path):

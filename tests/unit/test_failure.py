@@ -214,3 +214,9 @@ def test_a_worker_traceback_through_the_framer_is_one_traceback():
 def test_a_chained_traceback_through_the_framer_is_one_traceback():
     tail = framed((KILLED_WORKER + "\n").encode())
     assert KILLED_WORKER == tail.traceback
+
+
+def test_a_program_that_exits_with_an_error_after_a_forwarded_stop_says_so():
+    reason = describe("train.py", 1, None, signal.SIGTERM, None, 110, StderrTail())
+    assert ("train.py exited with code 1 after sm-entry forwarded SIGTERM (signal 15) from outside "
+            "(StopTrainingJob or a spot interruption).") == reason
