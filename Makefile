@@ -21,7 +21,7 @@ BUILD_PACKAGES := python3-venv python3-dev gcc libc6-dev patch patchelf binutils
 TEST_PACKAGES := busybox-static podman runc tini hyperfine util-linux iproute2 procps
 SOURCES := $(shell find supervisor -name '*.py') build.spec pyproject.toml
 
-.PHONY: build test test-fast demo bench lint build-deps test-deps apt-install clean
+.PHONY: build test test-fast demo bench lint mutation build-deps test-deps apt-install clean
 
 build-deps:
 	@$(MAKE) -s --no-print-directory apt-install PACKAGES="$(BUILD_PACKAGES)"
@@ -88,6 +88,16 @@ demo: build
 
 bench: build test-deps
 	$(PY) bench/run.py --binary dist/sm-entry --dynamic dist/sm-entry-dynamic
+
+# Mutation testing of the modules whose bugs cost users most (tests/mutation/run.py);
+# not part of `make test`: about an hour on 2 cores. MODULES=process,framing runs a
+# few; RESUME=1 keeps the last results and tests again only what survived.
+$(VENV)/.mutation: $(VENV)/.installed
+	$(PY) -m pip install -q -e '.[dev,mutation]'
+	touch $@
+
+mutation: $(VENV)/.mutation
+	$(PY) tests/mutation/run.py $(if $(MODULES),--modules $(MODULES)) $(if $(RESUME),--resume)
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check supervisor tests bench

@@ -26,7 +26,13 @@ def run(settings: Settings, environ: Mapping[str, str]) -> int:
 
         sys.stdout.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
         return doctor.run(settings, environ, sys.stdout)
-    loop = EventLoop()
+    loop: Any
+    if settings.mode is Mode.SERVE:
+        from supervisor.serve.mode import new_loop
+
+        loop = new_loop()  # the HTTP front needs asyncio (on uvloop); train and commands do not
+    else:
+        loop = EventLoop()
     stdout, stderr = OutputWriter(1, "stdout", loop), OutputWriter(2, "stderr", loop)
     fields = events.default_fields(settings.mode.value)  # "host" is updated by train
     log = events.DeferredLogger(settings.log_format, settings.log_level, stderr, fields)
@@ -65,10 +71,15 @@ def run(settings: Settings, environ: Mapping[str, str]) -> int:
         else:
             # Said once the child runs, so that it starts before our logging is loaded.
             supervisor.on_first_spawn = started
+        main: Coroutine[Any, Any, int]
         if settings.mode is Mode.TRAIN:
             from supervisor.train import job
 
             main = job.run(settings, environ, supervisor, log, make_output, fields)
+        elif settings.mode is Mode.SERVE:
+            from supervisor.serve import mode
+
+            main = mode.run(settings, environ, supervisor, log, stdout, make_output, fields)
         else:
             argv = list(settings.command)
             if not argv:

@@ -282,16 +282,56 @@ def doctor(ctx: click.Context, /, **_options: Any) -> Settings:
 
 @cli.command(context_settings=MODE_CONTEXT)
 @global_options(in_mode=True)
+@click.option("--port", envvar="SM_ENTRY_PORT", show_envvar=True, type=click.IntRange(1, 65535),
+              help="The port of the front. [default: $SAGEMAKER_BIND_TO_PORT, else 8080]")
+@click.option("--ready-body", envvar="SM_ENTRY_READY_BODY", show_envvar=True, metavar="TEXT",
+              help="The backend is ready only when its /ping answers 200 with TEXT in its body "
+              "(MMS and TorchServe answer 200 \"Unhealthy\" while loading).")
+@click.option("--probe-interval", envvar="SM_ENTRY_PROBE_INTERVAL", show_envvar=True,
+              type=click.FloatRange(min=0.05), default=2.0, show_default=True, metavar="SECONDS",
+              help="How often the ready backend's /ping is checked.")
+@click.option("--probe-failures", envvar="SM_ENTRY_PROBE_FAILURES", show_envvar=True,
+              type=click.IntRange(min=1), default=3, show_default=True, metavar="N",
+              help="Failed checks in a row after which the backend is restarted.")
+@click.option("--max-restarts", envvar="SM_ENTRY_MAX_RESTARTS", show_envvar=True,
+              type=click.IntRange(min=0), default=5, show_default=True, metavar="N",
+              help="Restarts allowed within --restart-window; one more and sm-entry exits 1, so "
+              "that the platform replaces the instance.")
+@click.option("--restart-window", envvar="SM_ENTRY_RESTART_WINDOW", show_envvar=True,
+              type=click.FloatRange(min=1), default=600.0, show_default=True, metavar="SECONDS")
+@click.option("--request-timeout", envvar="SM_ENTRY_REQUEST_TIMEOUT", show_envvar=True,
+              type=click.FloatRange(min=0.001), metavar="SECONDS",
+              help="A request not answered within this gets 504. [default: "
+              "$SAGEMAKER_MODEL_SERVER_TIMEOUT, else none: async inference runs up to an hour]")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 @click.pass_context
-def serve(ctx: click.Context, /, command: tuple[str, ...], **_options: Any) -> Settings:
-    """Run a SageMaker model server.
+def serve(ctx: click.Context, /, command: tuple[str, ...], port: int | None,
+          ready_body: str | None, probe_interval: float, probe_failures: int, max_restarts: int,
+          restart_window: float, request_timeout: float | None, **_options: Any) -> Settings:
+    """Serve a model: the front on port 8080, the model server behind it, supervised.
 
     \b
-    The server is COMMAND when given (after --), else an executable named
-    `serve` on PATH (not sm-entry itself).
+    The model server is COMMAND (after --), else SM_ENTRY_SERVE_COMMAND, else
+    an executable named `serve` on PATH (not sm-entry itself). It must
+    listen where sm-entry says: {port} (and SM_ENTRY_BACKEND_PORT,
+    SAGEMAKER_BIND_TO_PORT) on 127.0.0.1, or {socket}, a unix socket path:
+      sm-entry serve -- gunicorn -b 127.0.0.1:{port} app:app
+      sm-entry serve -- gunicorn -b unix:{socket} app:app
+      sm-entry serve -- uvicorn --uds {socket} app:app
+
+    \b
+    sm-entry answers GET /ping itself: 503 until the model server's own
+    /ping answers 200, 200 after; it proxies every other request, restarts
+    a model server that dies or stops answering (backoff 0.5 s doubling to
+    30 s), and on SIGTERM drains: /ping 503, no new connections, requests
+    in flight finish within --stop-timeout, then the model server is stopped.
     """
-    return _settings(ctx, Mode.SERVE, command)
+    from supervisor.settings import ServeOptions
+
+    options = ServeOptions(port=port, ready_body=ready_body, probe_interval=probe_interval,
+                           probe_failures=probe_failures, max_restarts=max_restarts,
+                           restart_window=restart_window, request_timeout=request_timeout)
+    return _settings(ctx, Mode.SERVE, command, serve=options)
 
 
 def _fail(message: str, code: int) -> NoReturn:

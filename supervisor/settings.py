@@ -25,6 +25,19 @@ DEFAULT_STOP_TIMEOUT = {Mode.TRAIN: 110.0, Mode.SERVE: 25.0, Mode.RUN: 8.0, Mode
 
 
 @dataclass(frozen=True)
+class ServeOptions:
+    """How `serve` runs its model server (see supervisor/serve/)."""
+
+    port: int | None = None  # else SAGEMAKER_BIND_TO_PORT, else 8080
+    ready_body: str | None = None  # /ping is healthy only with this text in its body
+    probe_interval: float = 2.0
+    probe_failures: int = 3
+    max_restarts: int = 5
+    restart_window: float = 600.0
+    request_timeout: float | None = None  # else SAGEMAKER_MODEL_SERVER_TIMEOUT, else none
+
+
+@dataclass(frozen=True)
 class Settings:
     """What to run and how, decided once at start."""
 
@@ -43,6 +56,7 @@ class Settings:
     channels: tuple[tuple[str, str], ...] = ()  # local runs: --channel NAME=PATH
     host_wait: float = 15 * 60.0  # multi-host: how long the other hosts may take to resolve
     signal_scope: str = "child"  # who hears forwarded signals: the main child, or its group
+    serve: ServeOptions = ServeOptions()
 
 
 def default_root(environ: Mapping[str, str]) -> str:

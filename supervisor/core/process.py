@@ -176,12 +176,17 @@ class Supervisor:
         self.merge_echoes = merge_echoes
         self.stop_signal: int | None = None  # the outside signal that asked sm-entry to stop
         self.on_first_spawn: Callable[[], object] | None = None  # runs once the child runs
+        # Told of a stop instead of the children being stopped at once: serve drains first.
+        self.on_stop: Callable[[int], object] | None = None
         self._stop_waiters: list[Any] = []  # futures resolved when a stop is asked
         self._last_signal_at: dict[int, float] = {}
         self._children: dict[int, Child] = {}
         self.is_subreaper = os.getpid() == 1 or set_child_subreaper()
         self.ignored = inherited_ignored()
-        loop.add_signal_handler(signal.SIGCHLD, self._reap)
+        try:
+            loop.add_signal_handler(signal.SIGCHLD, self._reap)
+        except RuntimeError:  # uvloop keeps SIGCHLD for itself; its wakeup runs this handler
+            signal.signal(signal.SIGCHLD, lambda _s, _f: loop.call_soon_threadsafe(self._reap))
         for signum in FORWARDED:
             if signum in self.ignored:
                 signal.signal(signum, signal.SIG_IGN)  # as our parent wanted; the child inherits it
@@ -273,14 +278,18 @@ class Supervisor:
         self.stop_signal = signum
         self.log.info("stop requested", signal=signal_name(signum),
                       stop_timeout_s=self.stop_timeout)
-        for child in self.live_children():
-            self.stop_child(child, signum)
+        if self.on_stop is not None:
+            self.on_stop(signum)
+        else:
+            for child in self.live_children():
+                self.stop_child(child, signum)
         waiters, self._stop_waiters = self._stop_waiters, []
         for waiter in waiters:
             _resolve(waiter, False)
 
-    def stop_child(self, child: Child, signum: int = signal.SIGTERM) -> None:
-        """Ask one child to stop; SIGKILL its whole tree at its stop timeout."""
+    def stop_child(self, child: Child, signum: int = signal.SIGTERM,
+                   timeout: float | None = None) -> None:
+        """Ask one child to stop; SIGKILL its whole tree at its stop timeout (or `timeout`)."""
         if child.state not in RUNNING_STATES:
             return
         if child.state is ChildState.RUNNING:
@@ -290,7 +299,8 @@ class Supervisor:
             self._send(child, signum)
             self.log.info("signal forwarded", signal=signal_name(signum), child_pid=child.pid,
                           scope=self.signal_scope)
-        self._arm_kill(child, self.loop.time() + child.stop_timeout)
+        grace = child.stop_timeout if timeout is None else timeout
+        self._arm_kill(child, self.loop.time() + grace)
 
     def kill_all(self) -> None:
         """SIGKILL every child's tree: we are going away because of a bug of ours."""

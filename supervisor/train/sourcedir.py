@@ -138,13 +138,12 @@ def _copy_tree(source: str, target: str) -> None:
 
 
 def _kind(mode: int) -> str:
+    """What a file that is neither a regular file, a directory nor a link is."""
     if stat.S_ISFIFO(mode):
         return "named pipe"
     if stat.S_ISSOCK(mode):
         return "socket"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "device file"
-    return "unsupported file type"
+    return "device file"
 
 
 # Archives -------------------------------------------------------------------
@@ -216,7 +215,7 @@ def extract_archive(archive: str, dest: str) -> None:
             if members > MAX_MEMBERS:
                 raise Refused(f"the archive: more than {MAX_MEMBERS} members")
             if total > MAX_TOTAL_BYTES:
-                raise Refused(f"the archive: more than {MAX_TOTAL_BYTES >> 30} GiB of files")
+                raise Refused(f"the archive: more than {MAX_TOTAL_BYTES:,} bytes of files")
             problem = check_member(member, staging)
             if problem:
                 raise Refused(f"member {member.name!r}: {problem}")

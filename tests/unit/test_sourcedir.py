@@ -165,7 +165,7 @@ def test_member_and_size_caps(tmp_path, monkeypatch):
     monkeypatch.setattr(sourcedir, "MAX_TOTAL_BYTES", 10)
     code = tmp_path / "code2"
     code.mkdir()
-    with pytest.raises(errors.SetupError, match="GiB of files"):
+    with pytest.raises(errors.SetupError, match="bytes of files"):
         extract_archive(archive(tmp_path / "big.tar.gz", [("big", "file", "x" * 11)]), str(code))
     assert [] == list(code.iterdir())
 
@@ -231,3 +231,147 @@ def test_code_baked_into_the_image_wins(tmp_path):
     (code / "train.py").write_text("baked")
     assert deliver(str(source), str(code)) is None
     assert "baked" == (code / "train.py").read_text()
+
+
+def test_where_the_code_comes_from():
+    from supervisor.train.sourcedir import submit_directory
+
+    assert "/src" == submit_directory({"sagemaker_submit_directory": "/src"}, {"SAGEMAKER_SUBMIT_DIRECTORY": "/env"})
+    assert "/env" == submit_directory({"sagemaker_submit_directory": 12}, {"SAGEMAKER_SUBMIT_DIRECTORY": "/env"})
+    assert "/env" == submit_directory({"sagemaker_submit_directory": ""}, {"SAGEMAKER_SUBMIT_DIRECTORY": "/env"})
+    assert submit_directory({}, {"SAGEMAKER_SUBMIT_DIRECTORY": ""}) is None
+    assert submit_directory({}, {}) is None
+
+
+@pytest.mark.parametrize("suffix", [".tar.gz", ".tgz", ".tar"])
+def test_every_archive_suffix_is_delivered(tmp_path, suffix):
+    path = tmp_path / f"src{suffix}"
+    with tarfile.open(path, "w:gz" if "gz" in suffix else "w") as tar:
+        info = tarfile.TarInfo("train.py")
+        info.size = 2
+        tar.addfile(info, io.BytesIO(b"ok"))
+    code = tmp_path / "code"
+    assert f"extracted {path}" == deliver(str(path), str(code))
+    assert "ok" == (code / "train.py").read_text()
+
+
+@pytest.mark.parametrize(("source", "message"), [
+    ("http://example.com/src.tar.gz", "submit directory http://example.com/src.tar.gz: unsupported URL scheme"),
+    ("file:///no/such/src.tar.gz", "submit directory file:///no/such/src.tar.gz: no such file or directory"),
+    ("/no/such/dir", "submit directory /no/such/dir: no such file or directory"),
+    ("s3://bucket/src.tar.gz", "submit directory s3://bucket/src.tar.gz: s3:// is not supported yet; bake the code "
+                               "into the image under {code} or give a local directory or .tar.gz"),
+])
+def test_sources_that_cannot_be_delivered_are_named(tmp_path, source, message):
+    code = tmp_path / "code"
+    with pytest.raises(errors.SetupError) as info:
+        deliver(source, str(code))
+    assert message.format(code=code) == info.value.message
+
+
+def test_a_file_that_is_not_an_archive_is_named(tmp_path):
+    path = tmp_path / "src.zip"
+    path.write_text("PK")
+    with pytest.raises(errors.SetupError) as info:
+        deliver(str(path), str(tmp_path / "code"))
+    assert f"submit directory {path}: not a directory or a .tar.gz/.tgz/.tar archive" == info.value.message
+
+
+def test_refusals_name_the_archive_the_member_and_the_check(tmp_path):
+    message = refused(tmp_path, [("../evil", "file", "x")])
+    assert f"{tmp_path / 'evil.tar.gz'}: refused member '../evil': path with '..'; nothing delivered" == message
+
+
+def test_a_copy_refusal_names_the_file_and_what_is_copied(tmp_path):
+    import socket
+
+    source, code = tmp_path / "src", tmp_path / "code"
+    source.mkdir()
+    code.mkdir()
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(str(source / "sock"))
+    try:
+        with pytest.raises(errors.SetupError) as info:
+            copy_directory(str(source), str(code))
+    finally:
+        listener.close()
+    assert (f"submit directory {source}: refused {source / 'sock'}: socket; only files, directories "
+            "and links are copied; nothing delivered") == info.value.message
+
+
+def test_a_device_in_a_local_submit_directory_is_refused(tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("needs root (mknod)")
+    source, code = tmp_path / "src", tmp_path / "code"
+    source.mkdir()
+    code.mkdir()
+    os.mknod(source / "null", stat.S_IFCHR | 0o666, os.makedev(1, 3))
+    with pytest.raises(errors.SetupError, match="null: device file; only"):
+        copy_directory(str(source), str(code))
+
+
+def test_a_link_to_a_directory_in_a_local_submit_directory_stays_a_link(tmp_path):
+    source, code = tmp_path / "src", tmp_path / "code"
+    (source / "pkg").mkdir(parents=True)
+    os.symlink("pkg", source / "alias")
+    code.mkdir()
+    copy_directory(str(source), str(code))
+    assert (code / "alias").is_symlink() and (code / "pkg").is_dir()
+
+
+def test_a_link_to_the_parent_itself_is_refused(tmp_path):
+    assert ("symbolic link pointing outside the code directory (..)"
+            == check_member(member("up", tarfile.SYMTYPE, ".."), str(tmp_path)))
+
+
+def test_windows_separators_do_not_hide_a_climb(tmp_path):
+    assert "path with '..'" == check_member(member("a\\..\\..\\evil"), str(tmp_path))
+
+
+def test_member_caps_are_inclusive(tmp_path, monkeypatch):
+    monkeypatch.setattr(sourcedir, "MAX_MEMBERS", 3)
+    monkeypatch.setattr(sourcedir, "MAX_TOTAL_BYTES", 6)
+
+    def extract(name, members):
+        code = tmp_path / name
+        code.mkdir()
+        extract_archive(archive(tmp_path / f"{name}.tar.gz", members), str(code))
+        return sorted(p.name for p in code.iterdir())
+
+    # exactly 3 members and 6 bytes of files (directories and links count no bytes)
+    assert ["b", "d"] == extract("a", [("d", "dir", ""), ("d/a", "file", "abc"), ("b", "file", "def")])
+    assert ["a", "d", "l"] == extract("b", [("a", "file", "abcdef"), ("l", "sym", "a"), ("d", "dir", "")])
+    with pytest.raises(errors.SetupError) as info:
+        extract("c", [("a", "file", "abcdefg")])
+    assert info.value.message.endswith(": refused the archive: more than 6 bytes of files; nothing delivered")
+    with pytest.raises(errors.SetupError) as info:
+        extract("d", [("a", "file", ""), ("b", "file", ""), ("c", "file", ""), ("d", "file", "")])
+    assert info.value.message.endswith(": refused the archive: more than 3 members; nothing delivered")
+
+
+def test_directories_get_their_mode_masked_and_always_owner_access(tmp_path):
+    code = tmp_path / "code"
+    code.mkdir()
+    path = archive(tmp_path / "a.tar.gz", [("pkg/mod.py", "file", "X = 1"), ("pkg", "dir", "", {"mode": 0o000}),
+                                           ("open", "dir", "", {"mode": 0o777})])
+    extract_archive(path, str(code))  # a directory member after a file in it
+    assert 0o700 == stat.S_IMODE(os.stat(code / "pkg").st_mode)
+    assert 0o755 == stat.S_IMODE(os.stat(code / "open").st_mode)
+    assert "X = 1" == (code / "pkg" / "mod.py").read_text()
+
+
+def test_later_members_replace_earlier_ones_of_the_same_name(tmp_path):
+    code = tmp_path / "code"
+    code.mkdir()
+    path = archive(tmp_path / "a.tar.gz", [("a", "file", "first"), ("a", "file", "second"),
+                                           ("d/x", "file", "in d"), ("d", "file", "now a file")])
+    extract_archive(path, str(code))
+    assert "second" == (code / "a").read_text()
+    assert "now a file" == (code / "d").read_text()
+
+
+def test_files_keep_their_mtime(tmp_path):
+    code = tmp_path / "code"
+    code.mkdir()
+    extract_archive(archive(tmp_path / "a.tar.gz", [("a", "file", "x", {"mtime": 1_600_000_000})]), str(code))
+    assert 1_600_000_000 == os.stat(code / "a").st_mtime

@@ -1,0 +1,135 @@
+"""`sm-entry serve` end to end: bind the port, start the model server, serve, drain on SIGTERM.
+
+The port is bound before the backend starts, so the platform's first
+connections are accepted at once (and answered 503 until the model is
+loaded). On SIGTERM (the platform SIGKILLs 30 s later): /ping turns 503,
+no new connection is accepted, requests in flight get `--stop-timeout` to
+finish, then the backend gets SIGTERM (gunicorn's and uvicorn's graceful
+stop), the rest of the 30 s, and SIGKILL of its tree.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shlex
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from supervisor import errors, executables
+from supervisor.core.process import Supervisor
+from supervisor.serve.backend import Backend, BackendOptions
+from supervisor.serve.front import AccessLog, FrontConnection, FrontState, execution_parameters
+from supervisor.serve.upstream import UpstreamPool
+from supervisor.settings import Settings
+
+SERVE_COMMAND = "SM_ENTRY_SERVE_COMMAND"
+DEFAULT_PORT = 8080
+MIB = 1024 * 1024
+
+
+def backend_command(settings: Settings, environ: Mapping[str, str]) -> list[str]:
+    """After `--`, else SM_ENTRY_SERVE_COMMAND, else an executable `serve` on PATH (not us)."""
+    if settings.command:
+        return list(settings.command)
+    configured = environ.get(SERVE_COMMAND, "").strip()
+    if configured:
+        try:
+            return shlex.split(configured)
+        except ValueError as exc:
+            raise errors.ConfigError(SERVE_COMMAND, f"cannot be split into words: {exc}") from None
+    return executables.mode_program("serve", environ, settings.own_executable)
+
+
+def _number(environ: Mapping[str, str], name: str, default: float | None) -> float | None:
+    value = environ.get(name, "").strip()
+    if not value:
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        raise errors.ConfigError(name, f"{value!r} is not a number") from None
+    if number <= 0:
+        raise errors.ConfigError(name, f"{value!r} must be more than 0")
+    return number
+
+
+async def run(settings: Settings, environ: Mapping[str, str], supervisor: Supervisor, log: Any,
+              stdout: Any, make_output: Callable[[], Any], fields: dict[str, Any]) -> int:
+    loop: Any = supervisor.loop
+    serve = settings.serve
+    port = serve.port or int(_number(environ, "SAGEMAKER_BIND_TO_PORT", DEFAULT_PORT)
+                             or DEFAULT_PORT)
+    max_body = int((_number(environ, "SAGEMAKER_MAX_PAYLOAD_IN_MB", 6) or 6) * MIB)
+    request_timeout = serve.request_timeout or _number(environ, "SAGEMAKER_MODEL_SERVER_TIMEOUT",
+                                                       None)
+    command = backend_command(settings, environ)
+    pool = UpstreamPool(loop)
+    access_log = AccessLog(loop, stdout, {"mode": "serve", "host": fields["host"]})
+    front = FrontState(loop, pool, max_body, request_timeout, execution_parameters(environ),
+                       access_log)
+    try:
+        server = await loop.create_server(lambda: FrontConnection(front), host="0.0.0.0",
+                                          port=port, reuse_address=True, backlog=1024)
+    except OSError as exc:
+        raise errors.EntryError(f"cannot listen on port {port}: {exc.strerror}") from None
+    log.info("listening", port=port, max_payload_bytes=max_body,
+             request_timeout_s=request_timeout, loop=type(loop).__module__.split(".")[0])
+    options = BackendOptions(probe_interval=serve.probe_interval,
+                             probe_failures=serve.probe_failures, ready_body=serve.ready_body,
+                             max_restarts=serve.max_restarts, restart_window=serve.restart_window)
+    backend = Backend(supervisor, log, command, environ, front, pool, options, make_output)
+    stop_requested: asyncio.Future[int] = loop.create_future()
+
+    def on_stop(signum: int) -> None:
+        if not stop_requested.done():
+            stop_requested.set_result(signum)
+
+    supervisor.on_stop = on_stop
+    backend_task = loop.create_task(backend.run())
+    try:
+        await asyncio.wait({backend_task, stop_requested}, return_when=asyncio.FIRST_COMPLETED)
+        if not stop_requested.done():  # the backend gave up (or could not be started)
+            server.close()
+            await backend.stop(options.stop_grace)
+            code: int = backend_task.result()
+            return code
+        return await _drain(loop, settings, log, server, front, backend, backend_task, options)
+    finally:
+        access_log.flush()
+
+
+async def _drain(loop: Any, settings: Settings, log: Any, server: Any, front: FrontState,
+                 backend: Backend, backend_task: Any, options: BackendOptions) -> int:
+    started = loop.time()
+    log.info("draining", in_flight=front.busy, stop_timeout_s=settings.stop_timeout)
+    front.start_drain()
+    server.close()
+    try:
+        await asyncio.wait_for(front.wait_idle(), settings.stop_timeout)
+        drained = True
+    except TimeoutError:
+        drained = False
+    grace = max(options.stop_grace, settings.stop_timeout + options.stop_grace
+                - (loop.time() - started))
+    await backend.stop(grace)
+    backend_task.cancel()
+    for connection in list(front.connections):
+        connection.close()
+    if drained:
+        log.info("drained", after_s=round(loop.time() - started, 2))
+        return 0
+    log.error("drain incomplete: requests still in flight at the stop timeout",
+              in_flight=front.busy, stop_timeout_s=settings.stop_timeout)
+    return 1
+
+
+def new_loop() -> Any:
+    """uvloop when it is there (the front's speed depends on it), else asyncio's own loop."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - it is a pinned dependency
+        return asyncio.new_event_loop()
+    loop = uvloop.new_event_loop()
+    asyncio.set_event_loop(loop)
+    return loop
+

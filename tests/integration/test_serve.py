@@ -1,0 +1,282 @@
+"""`sm-entry serve` in front of real model servers on 127.0.0.1 (gunicorn, uvicorn, plain Python)."""
+
+import concurrent.futures
+import contextlib
+import hashlib
+import http.client
+import json
+import os
+import selectors
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.support import CHILDREN, Run, wait_until
+
+BIN = Path(sys.executable).parent
+GUNICORN = [str(BIN / "gunicorn"), "--chdir", str(CHILDREN), "--log-level", "warning"]
+UVICORN = [str(BIN / "uvicorn"), "--app-dir", str(CHILDREN), "--log-level", "warning"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """sm-entry serve on a free port, and an HTTP client for it."""
+
+    def __init__(self, sm_entry, backend, *options, env=None):
+        self.port = free_port()
+        environ = {"PATH": os.environ["PATH"], "SM_ENTRY_LOG_FORMAT": "json", **(env or {})}
+        self.run = Run([*sm_entry, "serve", "--port", str(self.port), *options, "--", *backend],
+                       env=environ)
+        self.stderr = b""
+
+    def request(self, method, path, body=None, headers=None, timeout=30):
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            connection.request(method, path, body=body, headers=headers or {})
+            response = connection.getresponse()
+            return response.status, dict(response.getheaders()), response.read()
+        finally:
+            connection.close()
+
+    def ping(self):
+        try:
+            return self.request("GET", "/ping", timeout=5)[0]
+        except OSError:
+            return None
+
+    def wait_ready(self, timeout=30):
+        wait_until(lambda: self.ping() == 200, timeout=timeout, what="/ping to answer 200")
+
+    def events(self):
+        """sm-entry's JSON events so far (its stderr, read without waiting for its end)."""
+        stream = self.run.proc.stderr
+        os.set_blocking(stream.fileno(), False)
+        with selectors.DefaultSelector() as selector:
+            selector.register(stream, selectors.EVENT_READ)
+            while selector.select(0):
+                data = stream.read()
+                if not data:
+                    break
+                self.stderr += data
+        return [json.loads(line) for line in self.stderr.decode().splitlines() if line.startswith("{")]
+
+    def event(self, message):
+        found = wait_until(lambda: [e for e in self.events() if e["msg"] == message], what=message)
+        return found[0]
+
+    def stop(self, timeout=60):
+        self.run.kill(signal.SIGTERM)
+        return self.run.proc.wait(timeout)
+
+
+@pytest.fixture
+def serve(sm_entry):
+    servers = []
+
+    def start(backend, *options, env=None):
+        server = Server(sm_entry, backend, *options, env=env)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:  # a graceful stop first: killed, sm-entry could not stop its backend
+        if server.run.proc.poll() is None:
+            server.run.kill(signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                server.run.proc.wait(30)
+        server.run.close()
+
+
+def gunicorn(*args, workers="2"):
+    return [*GUNICORN, "-w", workers, *args]
+
+
+def test_ping_is_503_while_the_model_loads_and_invocations_do_not_hang(serve):
+    server = serve(gunicorn("-b", "127.0.0.1:{port}", "serve_app:app"), env={"LOAD_SECONDS": "4"})
+    wait_until(lambda: server.ping() == 503, what="the front to answer while the model loads")
+    started = time.monotonic()
+    status, _, body = server.request("POST", "/invocations", body=b"x")
+    assert 503 == status and time.monotonic() - started < 2
+    assert "starting" in json.loads(body)["error"]
+    server.wait_ready()
+    assert (200, b"x") == server.request("POST", "/invocations", body=b"x")[::2]
+    assert 0 == server.stop()
+    ready = [e for e in server.events() if e["msg"] == "model server ready"]
+    assert 1 == len(ready) and ready[0]["after_s"] >= 3
+
+
+def test_a_backend_that_says_unhealthy_with_200_is_not_ready(serve):
+    server = serve(gunicorn("-b", "127.0.0.1:{port}", "serve_app:app"), "--ready-body", "Healthy",
+                   env={"PING_BODY": "Unhealthy"})
+    wait_until(lambda: server.ping() == 503, what="the front")
+    time.sleep(1.0)  # several probes of a backend that answers 200 "Unhealthy"
+    assert 503 == server.ping()
+    assert 0 == server.stop()
+
+
+def test_requests_pass_through_with_headers_status_and_bodies_both_ways(serve):
+    server = serve(gunicorn("-b", "unix:{socket}", "serve_app:app"),
+                   env={"SAGEMAKER_MAX_PAYLOAD_IN_MB": "100"})
+    server.wait_ready()
+    body = os.urandom(50 * 1024 * 1024)
+    status, headers, answer = server.request("POST", "/invocations?x=1", body=body,
+                                             headers={"X-Echo-Header": "café", "X-Forwarded-For": "10.0.0.1"})
+    assert 200 == status
+    assert hashlib.sha256(body).hexdigest() == headers["X-Body-Sha256"]
+    assert hashlib.sha256(body).digest() == hashlib.sha256(answer).digest()
+    assert "10.0.0.1, 127.0.0.1" == headers["X-Seen-Forwarded-For"]
+    status, headers, answer = server.request("POST", "/invocations", headers={"X-Stream-Bytes": str(50 << 20)})
+    assert (200, 50 << 20) == (status, len(answer))  # a streamed response with no length
+    assert "chunked" == headers.get("Transfer-Encoding")
+    assert (404, b"not found") == server.request("GET", "/custom/path")[::2]
+    assert 0 == server.stop()
+
+
+def test_chunked_request_bodies_are_streamed(serve):
+    server = serve(gunicorn("-b", "127.0.0.1:{port}", "serve_app:app"))
+    server.wait_ready()
+    pieces = [os.urandom(1000 + i) for i in range(50)]
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    connection.request("POST", "/invocations", body=iter(pieces), encode_chunked=True)
+    response = connection.getresponse()
+    assert 200 == response.status
+    assert b"".join(pieces) == response.read()
+    connection.close()
+    assert 0 == server.stop()
+
+
+def test_an_oversized_body_is_413_and_execution_parameters_are_answered(serve):
+    server = serve(gunicorn("-b", "127.0.0.1:{port}", "serve_app:app"),
+                   env={"SAGEMAKER_MAX_PAYLOAD_IN_MB": "1", "SAGEMAKER_MAX_CONCURRENT_TRANSFORMS": "3",
+                        "SAGEMAKER_BATCH_STRATEGY": "SINGLE_RECORD"})
+    server.wait_ready()
+    assert 413 == server.request("POST", "/invocations", body=b"x" * (2 << 20))[0]
+    assert 200 == server.request("POST", "/invocations", body=b"x" * (1 << 20))[0]
+    status, _, body = server.request("GET", "/execution-parameters")
+    assert 200 == status
+    assert {"MaxConcurrentTransforms": 3, "BatchStrategy": "SINGLE_RECORD", "MaxPayloadInMB": 1} == json.loads(body)
+    assert 0 == server.stop()
+
+
+def test_head_and_expect_continue(serve):
+    server = serve(gunicorn("-b", "127.0.0.1:{port}", "serve_app:app"))
+    server.wait_ready()
+    status, _, body = server.request("HEAD", "/invocations")
+    assert 200 == status and b"" == body
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
+        s.sendall(b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
+        assert s.recv(100).startswith(b"HTTP/1.1 100 Continue\r\n\r\n")
+        s.sendall(b"hello")
+        answer = b""
+        while not answer.endswith(b"hello"):
+            answer += s.recv(65536)
+        assert answer.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert 0 == server.stop()
+
+
+def test_a_backend_killed_under_load_is_restarted(serve):
+    server = serve(gunicorn("-b", "127.0.0.1:{port}", "serve_app:app"))
+    server.wait_ready()
+    master = server.event("model server starting")["child_pid"]
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        load = [pool.submit(_hammer, server, 2.0) for _ in range(8)]
+        time.sleep(0.3)
+        os.kill(master, signal.SIGKILL)
+        results = [f.result() for f in load]
+    assert all(200 in statuses for statuses in results)  # it answered before and after
+    assert all(s in (200, 502, 503) for statuses in results for s in statuses)  # never a hang
+    server.wait_ready()
+    assert 200 == server.request("POST", "/invocations", body=b"again")[0]
+    restarting = server.event("model server restarting")
+    assert (0.5, 1) == (restarting["in_s"], restarting["restarts"])
+    assert 2 == len([e for e in server.events() if e["msg"] == "model server starting"])
+    assert 0 == server.stop()
+
+
+def _hammer(server, seconds):
+    statuses = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            statuses.append(server.request("POST", "/invocations", body=b"load", timeout=10)[0])
+        except OSError:
+            statuses.append(None)
+    return statuses
+
+
+def test_a_backend_that_always_crashes_ends_sm_entry_after_the_restart_budget(serve):
+    server = serve([sys.executable, "-c", "import sys; print('crash'); sys.exit(3)"],
+                   "--max-restarts", "2")
+    assert 1 == server.run.proc.wait(60)
+    messages = [e["msg"] for e in server.events()]
+    assert 2 == messages.count("model server restarting")
+    assert "model server gave up: it keeps failing" in messages
+
+
+def test_sigterm_drains_in_flight_requests_then_stops_the_backend(serve):
+    server = serve(gunicorn("-b", "127.0.0.1:{port}", "-k", "gthread", "--threads", "24", "serve_app:app",
+                            workers="1"), "--stop-timeout", "20")
+    server.wait_ready()
+    with concurrent.futures.ThreadPoolExecutor(20) as pool:
+        slow = [pool.submit(server.request, "POST", "/invocations", b"slow", {"X-Sleep": "3"}) for _ in range(20)]
+        wait_until(lambda: _in_flight(server) >= 20, what="20 requests in flight")
+        stopped_at = time.monotonic()
+        server.run.kill(signal.SIGTERM)
+        wait_until(lambda: _refused(server.port), timeout=5, what="new connections to be refused")
+        assert all((200, b"slow") == f.result()[::2] for f in slow)
+    assert 0 == server.run.proc.wait(30)
+    assert time.monotonic() - stopped_at < 15
+    assert "drained" in [e["msg"] for e in server.events()]
+
+
+def _in_flight(server):
+    """Requests the backend is answering right now, counted from the outside: its connections."""
+    count = 0
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local_port = int(fields[1].split(":")[1], 16)
+        if local_port == server.port and fields[3] == "01":  # ESTABLISHED to our front
+            count += 1
+    return count
+
+
+def _refused(port):
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except ConnectionRefusedError:
+        return True
+    return False
+
+
+def test_uvicorn_on_a_unix_socket(serve):
+    server = serve([*UVICORN, "--uds", "{socket}", "serve_app:asgi"])
+    server.wait_ready()
+    assert (200, b"hello") == server.request("POST", "/invocations", body=b"hello")[::2]
+    assert 0 == server.stop()
+
+
+def test_a_plain_python_server_on_the_port_sm_entry_picked(serve):
+    code = ("import http.server, os\n"
+            "class H(http.server.BaseHTTPRequestHandler):\n"
+            "    def do_GET(self):\n"
+            "        self.send_response(200); self.send_header('Content-Length', '2'); self.end_headers()\n"
+            "        self.wfile.write(b'ok')\n"
+            "    log_message = lambda *a: None\n"
+            "port = int(os.environ['SM_ENTRY_BACKEND_PORT'])\n"
+            "assert port == int(os.environ['SAGEMAKER_BIND_TO_PORT'])\n"
+            "http.server.HTTPServer(('127.0.0.1', port), H).serve_forever()\n")
+    server = serve([sys.executable, "-c", code])
+    server.wait_ready()
+    assert (200, b"ok") == server.request("GET", "/anything")[::2]
+    assert 0 == server.stop()
+
