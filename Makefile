@@ -1,5 +1,6 @@
 # sm-entry: the one entry point for building, testing and measuring.
 #   make demo    run the example training job through the built binary
+#   make demo-serve  serve the trained example model: /ping 503 -> 200, an invocation
 #   make test    build, then run the whole test suite (what CI runs)
 #   make build   dist/sm-entry (static) and dist/sm-entry-dynamic
 #   make bench   start-up, memory and size figures against baselines
@@ -19,9 +20,10 @@ STATICX_DIR := build/staticx
 # installed when missing (as root), so `make test` works on a fresh machine.
 BUILD_PACKAGES := python3-venv python3-dev gcc libc6-dev patch patchelf binutils scons
 TEST_PACKAGES := busybox-static podman runc tini hyperfine util-linux iproute2 procps
+BENCH_PACKAGES := wrk nginx-light
 SOURCES := $(shell find supervisor -name '*.py') build.spec pyproject.toml
 
-.PHONY: build test test-fast demo bench lint mutation build-deps test-deps apt-install clean
+.PHONY: build test test-fast demo demo-serve bench lint mutation build-deps test-deps bench-deps apt-install clean
 
 build-deps:
 	@$(MAKE) -s --no-print-directory apt-install PACKAGES="$(BUILD_PACKAGES)"
@@ -86,7 +88,13 @@ test-fast: $(VENV)/.installed
 demo: build
 	bash examples/demo.sh dist/sm-entry
 
-bench: build test-deps
+demo-serve: build test-deps
+	bash examples/demo-serve.sh dist/sm-entry $(VENV)/bin/gunicorn
+
+bench-deps:
+	@$(MAKE) -s --no-print-directory apt-install PACKAGES="$(BENCH_PACKAGES)"
+
+bench: build test-deps bench-deps
 	$(PY) bench/run.py --binary dist/sm-entry --dynamic dist/sm-entry-dynamic
 
 # Mutation testing of the modules whose bugs cost users most (tests/mutation/run.py);

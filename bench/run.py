@@ -11,6 +11,7 @@ benchmark, not a test: it never fails on a target.
     .venv/bin/python bench/run.py --binary dist/sm-entry --dynamic dist/sm-entry-dynamic
     .venv/bin/python bench/run.py --only startup    # sections 1-4: start-up, memory, size
     .venv/bin/python bench/run.py --only relay      # section 5: log-relay throughput (relay.py)
+    .venv/bin/python bench/run.py --only serve      # section 6: the serve front vs nginx (serve.py)
 
 Start-up runs every command in the same randomly ordered rounds (after warm-up rounds), so
 a slow moment of the machine hits all commands alike; differences of medians give the parts.
@@ -37,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import relay
+import serve
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / "build"
@@ -1200,13 +1202,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--only",
         choices=PARTS,
-        help="run one part: startup (sections 1-4) or relay (section 5); default: both",
+        help="run one part: startup (sections 1-4), relay (section 5) or serve (section 6); "
+        "default: all",
     )
     relay.add_arguments(parser)
+    serve.add_arguments(parser)
     return parser.parse_args(argv)
 
 
-PARTS = ("startup", "relay")
+PARTS = ("startup", "relay", "serve")
 
 
 def warnings(dynamic: Path, built: Mapping[str, Path]) -> list[str]:
@@ -1351,6 +1355,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         relay_results = relay.run(static, args)
         output["relay"] = relay_results.as_json()
         texts.append("\n".join(relay_results.report_lines()))
+    if "serve" in parts:
+        serve_results = serve.run(static, args)
+        output["serve"] = serve_results.as_json()
+        texts.append("\n".join(serve_results.report_lines()))
     elapsed = time.monotonic() - started
     output["elapsed_s"] = round(elapsed, 1)
     print("\n\n".join(texts))

@@ -36,13 +36,15 @@ KEEPALIVE_TIMEOUT = 75.0  # an idle client connection is closed after this (ngin
 LINGER_TIMEOUT = 5.0
 RETRY_BODY_BYTES = 64 * 1024  # request bodies up to this are kept to retry on a stale connection
 WRITE_HIGH_WATER = 256 * 1024
+# Timeouts of connections are checked this often by one sweep over them all: no timer is
+# armed and cancelled per request.
+SWEEP_INTERVAL = 1.0
+NEVER = float("inf")
 ACCESS_LOG_FLUSH = 0.2  # seconds: access-log records are written in batches
 PING = b"/ping"
 EXECUTION_PARAMETERS = b"/execution-parameters"
 HEAD = b"HEAD"
 GET = b"GET"
-DROPPED_REQUEST_HEADERS = frozenset({b"expect", b"content-length", b"x-forwarded-for",
-                                     b"x-forwarded-proto"})
 
 
 def _json(text: str) -> bytes:
@@ -68,6 +70,7 @@ class FrontState:
         self.connections: set[FrontConnection] = set()
         self.busy = 0  # connections with a request in progress
         self._idle_waiters: list[asyncio.Future[None]] = []
+        self._sweeper = loop.call_later(SWEEP_INTERVAL, self._sweep)
         self.ping_ok = http.simple_response(200, b'{"status":"healthy"}')
         self.ping_ok_head = http.simple_response(200, b'{"status":"healthy"}', head_only=True)
 
@@ -86,6 +89,17 @@ class FrontState:
             for waiter in waiters:
                 if not waiter.done():
                     waiter.set_result(None)
+
+    def _sweep(self) -> None:
+        """Close connections past their deadline; let idle backend connections go."""
+        now = self.loop.time()
+        for connection in [c for c in self.connections if c.deadline < now]:
+            connection.close()
+        self.pool.sweep(now)
+        self._sweeper = self.loop.call_later(SWEEP_INTERVAL, self._sweep)
+
+    def close(self) -> None:
+        self._sweeper.cancel()
 
     def start_drain(self) -> None:
         """No new requests on idle connections; busy ones close after their response."""
@@ -116,8 +130,12 @@ class FrontConnection(asyncio.Protocol):
         self.parsing: Exchange | None = None  # the request being parsed
         self.current: Exchange | None = None  # the request being answered
         self.queued: deque[Exchange] = deque()  # pipelined requests waiting their turn
-        self.timer: Any = None
+        self.deadline = NEVER  # when the sweep closes it (waiting for a head, idle, lingering)
         self.closed = False
+        # Writes made while one read is handled go out as one (a head and its body: one
+        # send, not two); so do the backend connections' writes (flushed at the end too).
+        self.corked: list[bytes] | None = None
+        self.flush_after: list[UpstreamConnection] = []
         self.lingering = False  # answered and closing: what still arrives is dropped
         self.reading_paused = 0  # reasons to keep reading paused (pipelining, back-pressure)
 
@@ -128,25 +146,29 @@ class FrontConnection(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         self.peer = peer[0].encode() if isinstance(peer, tuple) else b""
         self.state.connections.add(self)
-        self.timer = self.loop.call_later(HEADER_TIMEOUT, self._timed_out)
+        self.deadline = self.loop.time() + HEADER_TIMEOUT
 
     def data_received(self, data: bytes) -> None:
         if self.lingering:
             return
+        self.cork()
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             self._refuse(501, "upgrade requests (WebSocket, h2c) are not supported by sm-entry's "
-                              "front; use --listen-mode handoff to let the model server take them")
+                              "front")
         except httptools.HttpParserError as exc:
             if not self.closed:
                 self._refuse(400, f"bad request: {exc}")
+        finally:
+            if self.flush_after:
+                upstreams, self.flush_after = self.flush_after, []
+                for upstream in upstreams:
+                    upstream.uncork()
+            self.uncork()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
         self.state.connections.discard(self)
         for exchange in (self.current, self.parsing, *self.queued):
             if exchange is not None and not exchange.finished:
@@ -164,9 +186,8 @@ class FrontConnection(asyncio.Protocol):
     # httptools callbacks ---------------------------------------------------
     def on_message_begin(self) -> None:
         self.parsing = Exchange(self)
-        if self.timer is not None and self.current is None:
-            self.timer.cancel()
-            self.timer = self.loop.call_later(HEADER_TIMEOUT, self._timed_out)
+        if self.current is None:
+            self.deadline = self.loop.time() + HEADER_TIMEOUT
 
     def on_url(self, url: bytes) -> None:
         exchange = self.parsing
@@ -191,9 +212,7 @@ class FrontConnection(asyncio.Protocol):
         exchange.head_complete(parser.get_method(), parser.get_http_version(),
                                parser.should_keep_alive())
         if self.current is None:
-            if self.timer is not None:
-                self.timer.cancel()
-                self.timer = None
+            self.deadline = NEVER  # busy: the request timeout, if any, applies
             self.current = exchange
             exchange.start()
         else:  # pipelined: its turn comes when the one before is answered
@@ -221,8 +240,19 @@ class FrontConnection(asyncio.Protocol):
             self.transport.resume_reading()
 
     def write(self, data: bytes) -> None:
-        if not self.closed:
+        if self.corked is not None:
+            self.corked.append(data)
+        elif not self.closed:
             self.transport.write(data)
+
+    def cork(self) -> None:
+        if self.corked is None:
+            self.corked = []
+
+    def uncork(self) -> None:
+        corked, self.corked = self.corked, None
+        if corked and not self.closed:
+            self.transport.write(corked[0] if len(corked) == 1 else b"".join(corked))
 
     def exchange_done(self, exchange: Exchange, close: bool) -> None:
         """`exchange` is answered: close, or answer the next, or wait for one."""
@@ -238,24 +268,23 @@ class FrontConnection(asyncio.Protocol):
             self.resume_reading()
             self.current.start()
             return
-        if self.parsing is None:
-            self.timer = self.loop.call_later(KEEPALIVE_TIMEOUT, self._timed_out)
+        self.deadline = self.loop.time() + (HEADER_TIMEOUT if self.parsing else KEEPALIVE_TIMEOUT)
 
     def close(self) -> None:
         if not self.closed:
+            self.uncork()
             self.closed = True
             self.transport.close()
 
     def linger(self) -> None:
         """Close once the client stops sending (or after LINGER_TIMEOUT), dropping what it sends."""
+        self.uncork()
         self.lingering = True
         while self.reading_paused > 0:
             self.resume_reading()
         if self.transport.can_write_eof():
             self.transport.write_eof()
-        if self.timer is not None:
-            self.timer.cancel()
-        self.timer = self.loop.call_later(LINGER_TIMEOUT, self.close)
+        self.deadline = self.loop.time() + LINGER_TIMEOUT
 
     def _refuse(self, code: int, reason: str) -> None:
         """A request we will not take: answer it and close the connection."""
@@ -266,10 +295,6 @@ class FrontConnection(asyncio.Protocol):
                 exchange.client_lost()
         self.close()
 
-    def _timed_out(self) -> None:
-        self.timer = None
-        if self.current is None:
-            self.close()
 
 
 class Exchange:
@@ -277,7 +302,8 @@ class Exchange:
 
     __slots__ = (
         "body_pending", "bytes_in", "bytes_out", "chunked", "close_after", "conn",
-        "content_length", "expect_continue", "finished", "head_bytes", "headers",
+        "content_length", "expect_continue", "finished", "forward", "forwarded_for",
+        "head_bytes", "headers",
         "inference_id", "keep_alive", "method", "path", "request_done", "response_chunked",
         "response_close_delimited", "response_started", "retried", "sent", "sent_bytes",
         "started", "started_at", "state", "status", "swallow", "timer", "upstream",
@@ -298,6 +324,8 @@ class Exchange:
         self.chunked = False
         self.expect_continue = False
         self.inference_id: bytes | None = None
+        self.forward: list[bytes] = []  # the header lines that go to the backend
+        self.forwarded_for = b""
         self.started = False
         self.started_at = 0.0
         self.upstream: UpstreamConnection | None = None
@@ -325,19 +353,31 @@ class Exchange:
         self.keep_alive = keep_alive
         question = self.url.find(b"?")
         self.path = self.url if question < 0 else self.url[:question]
+        kinds = http.REQUEST_HEADERS
+        forward = self.forward
+        connection = b""
         for name, value in self.headers:
-            lower = name.lower()
-            if lower == b"content-length":
+            kind = kinds.get(name.lower(), http.FORWARD)
+            if kind == http.FORWARD:
+                forward.append(b"%b: %b\r\n" % (name, value))
+            elif kind == http.CONTENT_LENGTH:
                 try:
                     self.content_length = int(value)
                 except ValueError:
                     self.content_length = None
-            elif lower == b"transfer-encoding":
+            elif kind == http.TRANSFER_ENCODING:
                 self.chunked = b"chunked" in value.lower()
-            elif lower == b"expect":
+            elif kind == http.EXPECT:
                 self.expect_continue = value.lower() == b"100-continue"
-            elif lower == b"x-amzn-sagemaker-inference-id":
+            elif kind == http.FORWARDED_FOR:
+                self.forwarded_for = value + b", "
+            elif kind == http.NOTE:
                 self.inference_id = value
+                forward.append(b"%b: %b\r\n" % (name, value))
+            elif kind == http.CONNECTION:
+                connection = value
+        if connection:
+            self.forward = http.without_listed(forward, connection)
 
     def start(self) -> None:
         """Its turn to be answered: locally, or through the backend."""
@@ -388,14 +428,12 @@ class Exchange:
             self.state.pool.release(upstream)
             return
         self.upstream = upstream
-        drop = http.HOP_BY_HOP | DROPPED_REQUEST_HEADERS
-        parts = [self.method, b" ", self.url, b" HTTP/1.1\r\n",
-                 *http.end_to_end(self.headers, drop)]
-        forwarded = self.conn.peer
-        for name, value in self.headers:
-            if name.lower() == b"x-forwarded-for":
-                forwarded = value + b", " + forwarded
-        parts.append(b"X-Forwarded-For: %b\r\nX-Forwarded-Proto: http\r\n" % forwarded)
+        outside_a_read = self.conn.corked is None  # connected later, on its own
+        if outside_a_read:
+            upstream.cork()
+        parts = [b"%b %b HTTP/1.1\r\n" % (self.method, self.url), *self.forward,
+                 b"X-Forwarded-For: %b%b\r\nX-Forwarded-Proto: http\r\n"
+                 % (self.forwarded_for, self.conn.peer)]
         if self.chunked:
             parts.append(b"Transfer-Encoding: chunked\r\n")
         elif self.content_length is not None:
@@ -407,11 +445,16 @@ class Exchange:
             self._to_upstream(http.chunk(data) if self.chunked else data)
         if self.request_done and self.chunked:
             self._to_upstream(http.LAST_CHUNK)
+        if outside_a_read:
+            upstream.uncork()
 
     def _to_upstream(self, data: bytes) -> None:
         upstream = self.upstream
         assert upstream is not None
-        upstream.transport.write(data)
+        if upstream.corked is None and self.conn.corked is not None:
+            upstream.cork()  # within the client's read: one write at its end
+            self.conn.flush_after.append(upstream)
+        upstream.write(data)
         sent = self.sent
         if sent is not None:
             self.sent_bytes += len(data)
@@ -432,17 +475,24 @@ class Exchange:
         if status == 404 and self.path == EXECUTION_PARAMETERS and self.method == GET:
             self.swallow = True
             return
-        if self.timer is not None and not self.state.request_timeout:
-            self.timer.cancel()
         length = None
         chunked = False
+        connection = b""
+        parts = [http.status_line(status)]
+        kinds = http.RESPONSE_HEADERS
         for name, value in headers:
-            lower = name.lower()
-            if lower == b"content-length":
+            kind = kinds.get(name.lower(), http.FORWARD)
+            if kind == http.FORWARD:
+                parts.append(b"%b: %b\r\n" % (name, value))
+            elif kind == http.CONTENT_LENGTH:
                 length = value
-            elif lower == b"transfer-encoding":
+                parts.append(b"%b: %b\r\n" % (name, value))
+            elif kind == http.TRANSFER_ENCODING:
                 chunked = True
-        parts = [http.status_line(status), *http.end_to_end(headers)]
+            elif kind == http.CONNECTION:
+                connection = value
+        if connection:
+            parts = http.without_listed(parts, connection)
         bodiless = self.method == HEAD or status in (204, 304)
         if not bodiless and length is None:
             self.response_close_delimited = not chunked
@@ -517,8 +567,10 @@ class Exchange:
             self.state.pool.release(upstream)
             return
         self.upstream = upstream
+        upstream.cork()
         for data in sent:
             self._to_upstream(data)
+        upstream.uncork()
 
     def upstream_failed(self, reason: str) -> None:
         if self.finished:
@@ -599,7 +651,12 @@ class Exchange:
 
 
 class AccessLog:
-    """One JSON record per proxied request, written in batches (never a write per request)."""
+    """One JSON record per proxied request, written in batches (never a write per request).
+
+    The record is assembled from a prefix rendered once and the few fields of
+    the request; method and path go through orjson, since they come from the
+    client.
+    """
 
     def __init__(self, loop: Any, writer: Any, fields: dict[str, Any]) -> None:
         import orjson
@@ -610,29 +667,29 @@ class AccessLog:
         self._timestamp = format_timestamp
         self.loop = loop
         self.writer = writer
-        self.fields = {"level": "info", "src": "sm-entry", **fields, "msg": "request"}
+        head = orjson.dumps({"level": "info", "src": "sm-entry", **fields, "msg": "request"})
+        self._head = b'{"ts":"%s",' + head[1:-1].replace(b"%", b"%%") + b',"method":%s,"path":%s'
         self.records: list[bytes] = []
         self.timer: Any = None
 
     def __call__(self, exchange: Exchange) -> None:
-        record = {
-            "ts": self._timestamp(time.time()),
-            **self.fields,
-            "method": exchange.method.decode("latin-1"),
-            "path": exchange.path.decode("latin-1"),
-            "status": exchange.status,
-            "bytes_in": exchange.bytes_in,
-            "bytes_out": exchange.bytes_out,
-            "duration_ms": round((time.monotonic() - exchange.started_at) * 1000, 2),
-        }
+        dumps = self._dumps
+        record = self._head % (self._timestamp(time.time()).encode(),
+                               dumps(exchange.method.decode("latin-1")),
+                               dumps(exchange.path.decode("latin-1")))
+        record += b',"status":%d,"bytes_in":%d,"bytes_out":%d,"duration_ms":%.2f' % (
+            exchange.status, exchange.bytes_in, exchange.bytes_out,
+            (time.monotonic() - exchange.started_at) * 1000)
         if exchange.inference_id is not None:
-            record["inference_id"] = exchange.inference_id.decode("latin-1")
-        self.records.append(self._dumps(record))
+            record += b',"inference_id":' + dumps(exchange.inference_id.decode("latin-1"))
+        self.records.append(record + b"}")
         if self.timer is None:
             self.timer = self.loop.call_later(ACCESS_LOG_FLUSH, self.flush)
 
     def flush(self) -> None:
-        self.timer = None
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
         if self.records:
             records, self.records = self.records, []
             self.writer.write_record(b"\n".join(records) + b"\n")

@@ -40,27 +40,32 @@ def chunk(data: bytes) -> bytes:
     return b"%x\r\n%b\r\n" % (len(data), data)
 
 
-def connection_tokens(headers: list[tuple[bytes, bytes]]) -> frozenset[bytes]:
-    """Header names a Connection header lists: hop-by-hop for this message too."""
-    tokens: set[bytes] = set()
-    for name, value in headers:
-        if name.lower() == b"connection":
-            tokens.update(t.strip().lower() for t in value.split(b","))
-    return frozenset(tokens)
+# What the front does with a header, by its lower-case name (one dict lookup per header).
+FORWARD, DROP, CONTENT_LENGTH, TRANSFER_ENCODING, EXPECT, FORWARDED_FOR, CONNECTION, NOTE = range(8)
+REQUEST_HEADERS = {
+    **dict.fromkeys(HOP_BY_HOP, DROP),
+    b"connection": CONNECTION,
+    b"content-length": CONTENT_LENGTH,
+    b"transfer-encoding": TRANSFER_ENCODING,
+    b"expect": EXPECT,
+    b"x-forwarded-for": FORWARDED_FOR,
+    b"x-forwarded-proto": DROP,
+    b"x-amzn-sagemaker-inference-id": NOTE,  # forwarded, and logged
+}
+RESPONSE_HEADERS = {
+    **dict.fromkeys(HOP_BY_HOP, DROP),
+    b"connection": CONNECTION,
+    b"content-length": CONTENT_LENGTH,
+    b"transfer-encoding": TRANSFER_ENCODING,
+}
 
 
-def end_to_end(headers: list[tuple[bytes, bytes]], also_drop: frozenset[bytes] = frozenset()
-               ) -> list[bytes]:
-    """The headers to forward, each as `Name: value\\r\\n`, in their order."""
-    listed = connection_tokens(headers) if any(
-        name.lower() == b"connection" for name, _ in headers) else frozenset()
-    out = []
-    for name, value in headers:
-        lower = name.lower()
-        if lower in HOP_BY_HOP or lower in listed or lower in also_drop:
-            continue
-        out.append(b"%b: %b\r\n" % (name, value))
-    return out
+def without_listed(lines: list[bytes], connection: bytes) -> list[bytes]:
+    """Drop the header lines a Connection header names (rare: `Connection: X-Private`)."""
+    tokens = {t.strip().lower() for t in connection.split(b",")} - {b"keep-alive", b"close", b""}
+    if not tokens:
+        return lines
+    return [line for line in lines if line.split(b":", 1)[0].lower() not in tokens]
 
 
 def simple_response(code: int, body: bytes, content_type: bytes = b"application/json",

@@ -95,6 +95,7 @@ async def run(settings: Settings, environ: Mapping[str, str], supervisor: Superv
             return code
         return await _drain(loop, settings, log, server, front, backend, backend_task, options)
     finally:
+        front.close()
         access_log.flush()
 
 

@@ -46,7 +46,8 @@ class UpstreamConnection(asyncio.Protocol):
         self.parser = httptools.HttpResponseParser(self)
         self.reused = False  # served a request before the current one
         self.closed = False
-        self.idle_timer: Any = None
+        self.idle_since = 0.0
+        self.corked: list[bytes] | None = None  # see FrontConnection.corked
         self._headers: list[tuple[bytes, bytes]] = []
 
     # asyncio.Protocol ------------------------------------------------------
@@ -54,6 +55,10 @@ class UpstreamConnection(asyncio.Protocol):
         self.transport = transport
 
     def data_received(self, data: bytes) -> None:
+        exchange = self.exchange
+        client = exchange.conn if exchange is not None else None
+        if client is not None:
+            client.cork()  # the response's head and body: one write to the client
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError as exc:
@@ -61,11 +66,12 @@ class UpstreamConnection(asyncio.Protocol):
             self.close()
             if exchange is not None:
                 exchange.upstream_failed(f"bad response from the model server: {exc}")
+        finally:
+            if client is not None:
+                client.uncork()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        if self.idle_timer is not None:
-            self.idle_timer.cancel()
         self.pool.forget(self)
         exchange, self.exchange = self.exchange, None
         if exchange is not None:
@@ -98,6 +104,21 @@ class UpstreamConnection(asyncio.Protocol):
             self.exchange.response_complete()
 
     # ours -------------------------------------------------------------------
+    def write(self, data: bytes) -> None:
+        if self.corked is not None:
+            self.corked.append(data)
+        elif not self.closed:
+            self.transport.write(data)
+
+    def cork(self) -> None:
+        if self.corked is None:
+            self.corked = []
+
+    def uncork(self) -> None:
+        corked, self.corked = self.corked, None
+        if corked and not self.closed:
+            self.transport.write(corked[0] if len(corked) == 1 else b"".join(corked))
+
     def new_parser(self) -> None:
         """A fresh parser: after a HEAD response (llhttp would wait for its body) or a 1xx."""
         self.parser = httptools.HttpResponseParser(self)
@@ -105,6 +126,7 @@ class UpstreamConnection(asyncio.Protocol):
 
     def close(self) -> None:
         if not self.closed:
+            self.corked = None
             self.closed = True
             if self.transport is not None:
                 self.transport.close()
@@ -130,12 +152,12 @@ class UpstreamPool:
     def acquire(self, exchange: Exchange, ready: Callable[[UpstreamConnection], None],
                 failed: Callable[[str], None]) -> None:
         """A connection for `exchange`: an idle one at once, else a new one when connected."""
+        now = self.loop.time()
         while self._idle:
             connection = self._idle.pop()
-            if connection.idle_timer is not None:
-                connection.idle_timer.cancel()
-                connection.idle_timer = None
-            if not connection.closed:
+            if now - connection.idle_since > IDLE_TIMEOUT:
+                connection.close()  # the backend may be closing it right now
+            elif not connection.closed:
                 connection.exchange = exchange
                 connection.reused = True
                 ready(connection)
@@ -171,17 +193,19 @@ class UpstreamPool:
         if connection.closed or connection.generation != self.generation:
             connection.close()
             return
+        connection.idle_since = self.loop.time()
         self._idle.append(connection)
-        connection.idle_timer = self.loop.call_later(IDLE_TIMEOUT, self._expire, connection)
 
     def forget(self, connection: UpstreamConnection) -> None:
         if connection in self._idle:
             self._idle.remove(connection)
 
-    def _expire(self, connection: UpstreamConnection) -> None:
-        connection.idle_timer = None
-        self.forget(connection)
-        connection.close()
+    def sweep(self, now: float) -> None:
+        """Close connections idle longer than IDLE_TIMEOUT (the front's sweep calls this)."""
+        expired = [c for c in self._idle if now - c.idle_since > IDLE_TIMEOUT]
+        for connection in expired:
+            self.forget(connection)
+            connection.close()
 
     def close(self) -> None:
         self.set_address(None)

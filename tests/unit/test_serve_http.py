@@ -6,13 +6,18 @@ from supervisor.serve import http
 from supervisor.serve.front import execution_parameters
 
 
-def test_hop_by_hop_headers_and_those_connection_lists_are_not_forwarded():
-    headers = [(b"Host", b"x"), (b"Connection", b"keep-alive, X-Private"), (b"X-Private", b"1"),
-               (b"Keep-Alive", b"timeout=5"), (b"Transfer-Encoding", b"chunked"), (b"TE", b"trailers"),
-               (b"Upgrade", b"h2c"), (b"X-Amzn-SageMaker-Custom-Attributes", b"a=b")]
-    assert [b"Host: x\r\n", b"X-Amzn-SageMaker-Custom-Attributes: a=b\r\n"] == http.end_to_end(headers)
-    assert [b"Host: x\r\n"] == http.end_to_end([(b"Host", b"x"), (b"Expect", b"100-continue")],
-                                               frozenset({b"expect"}))
+def test_hop_by_hop_headers_are_not_forwarded_either_way():
+    for name in (b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer", b"upgrade",
+                 b"transfer-encoding"):
+        assert http.REQUEST_HEADERS[name] != http.FORWARD and http.RESPONSE_HEADERS[name] != http.FORWARD
+    assert http.DROP == http.REQUEST_HEADERS[b"x-forwarded-proto"]  # ours replaces it
+    assert http.FORWARD == http.RESPONSE_HEADERS.get(b"x-amzn-sagemaker-custom-attributes", http.FORWARD)
+
+
+def test_headers_a_connection_header_lists_are_dropped_too():
+    lines = [b"Host: x\r\n", b"X-Private: 1\r\n", b"X-Public: 2\r\n"]
+    assert [b"Host: x\r\n", b"X-Public: 2\r\n"] == http.without_listed(lines, b"keep-alive, X-PRIVATE")
+    assert lines == http.without_listed(lines, b"close")
 
 
 def test_chunks():
