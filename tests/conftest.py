@@ -13,6 +13,14 @@ from supervisor.core import tree
 from tests.support import OPEN_RUNS, SOURCE_COMMAND, STATIC_BINARY, require_binary
 
 PR_SET_CHILD_SUBREAPER = 36
+
+# As a background job (`make test &`) or under nohup, the shell ignores SIGINT, SIGQUIT
+# or SIGHUP for us, and sm-entry, as tini does, keeps what its parent ignores ignored for
+# its child. The tests send those signals: they run with a foreground command's dispositions
+# (the tests of that very rule give the child their own).
+signal.signal(signal.SIGINT, signal.default_int_handler)
+signal.signal(signal.SIGQUIT, signal.SIG_DFL)
+signal.signal(signal.SIGHUP, signal.SIG_DFL)
 # Modules whose every test needs root (namespaces, chroot, podman).
 ROOT_MODULES = {"test_pid1", "test_chroot", "test_podman", "test_torch_job"}
 

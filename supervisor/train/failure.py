@@ -102,7 +102,10 @@ def parse_traceback(text: str) -> list[Segment]:
                 current.frames[-1].append(line)
         else:
             current.exception = line
-    return [s for s in segments if s.exception or s.frames]
+    segments = [s for s in segments if s.exception or s.frames]
+    if segments:
+        segments[0].link = None  # the first follows nothing (a stray chain line before it)
+    return segments
 
 
 def exception_summary(traceback_text: str) -> tuple[list[str], list[str]]:
@@ -111,20 +114,19 @@ def exception_summary(traceback_text: str) -> tuple[list[str], list[str]]:
     if not segments:
         return [], []
     last = len(segments) - 1
-    lines: list[str] = []
-    if segments[last].link == "worker" and last > 0:
+    if segments[last].link == "worker":
         # The exception that ended the program wraps a worker's: the worker's is the cause.
         root, shown = last, last - 1
         lines = [segments[root].exception, f"Raised in a worker process, as: "
                  f"{segments[shown].exception}"]
     else:
         root = last
-        while root > 0 and segments[root].link == "cause":
+        while segments[root].link == "cause":
             root -= 1
         lines = [segments[root].exception]
         if root != last:
             lines.append(f"Which caused: {segments[last].exception}")
-        elif segments[last].link == "context" and last > 0:
+        elif segments[last].link == "context":
             lines.append(f"While handling: {segments[last - 1].exception}")
     if any(WORKER_KILLED in segment.exception for segment in segments):
         lines.append(f"A worker process was killed by SIGKILL: {OOM_HINT}.")
@@ -214,6 +216,8 @@ def write_failure(path: str, reason: str) -> bool:
     if os.path.exists(path):
         return False
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w", encoding="utf-8", errors="backslashreplace") as handle:
-        handle.write(truncate(reason))
+    from supervisor.logs.events import printable
+
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(truncate(printable(reason)))
     return True

@@ -220,3 +220,101 @@ def test_a_program_that_exits_with_an_error_after_a_forwarded_stop_says_so():
     reason = describe("train.py", 1, None, signal.SIGTERM, None, 110, StderrTail())
     assert ("train.py exited with code 1 after sm-entry forwarded SIGTERM (signal 15) from outside "
             "(StopTrainingJob or a spot interruption).") == reason
+
+
+# Exact texts: the failure reason is what a person reads in the console.
+def test_exact_reason_for_a_kill_after_the_stop_timeout():
+    assert ("train.py was stopped: SIGTERM (signal 15) came from outside (StopTrainingJob or a spot "
+            "interruption) and it did not exit within the 110 s stop timeout, so sm-entry killed it "
+            "with SIGKILL (exit code 137).") == describe("train.py", 137, signal.SIGKILL, signal.SIGTERM,
+                                                         "stop timeout", 110, StderrTail())
+    assert ("train.py was stopped: a stop signal came from outside (StopTrainingJob or a spot "
+            "interruption) and a second stop signal followed, so sm-entry killed it with SIGKILL "
+            "(exit code 137).") == describe("train.py", 137, signal.SIGKILL, None, "second stop signal", 110,
+                                            StderrTail())
+
+
+def test_exact_reasons_for_deaths_by_signal():
+    assert ("train.py was killed by SIGTERM (signal 15), which sm-entry forwarded from outside "
+            "(StopTrainingJob or a spot interruption) (exit code 143).") == describe(
+        "train.py", 143, signal.SIGTERM, signal.SIGTERM, None, 110, StderrTail())
+    assert ("train.sh was killed by SIGKILL (signal 9), not sent by sm-entry: most likely the kernel's "
+            "out-of-memory killer (the instance ran out of memory) (exit code 137).") == describe(
+        "train.sh", 137, signal.SIGKILL, None, None, 110, StderrTail())
+    assert "train.sh was killed by signal 35 (exit code 163)." == describe(
+        "train.sh", 163, 35, None, None, 110, StderrTail())
+
+
+def test_exact_reasons_for_exit_codes():
+    assert ("run.sh exited with code 137 (137 = 128+SIGKILL: most likely killed for running out of "
+            "memory).") == describe("run.sh", 137, None, None, None, 110, StderrTail())
+    assert "run.sh exited with code 136." == describe("run.sh", 136, None, None, None, 110, StderrTail())
+    tail = tail_with(Lines("a\n\n  \nb\nc\nd\ne\nf\ng"))
+    assert ("run.sh exited with code 3.\nLast lines of its stderr:\nc\nd\ne\nf\ng"
+            == describe("run.sh", 3, None, None, None, 110, tail))
+
+
+def test_a_traceback_leaves_out_the_last_lines():
+    tail = tail_with(Lines("noise"), Record(TRACEBACK, "traceback"))
+    reason = describe("train.py", 1, None, None, None, 110, tail)
+    assert reason.endswith("\ntrain.py exited with code 1.")
+    assert "noise" not in reason
+
+
+def test_the_tail_keeps_the_last_lines_of_long_records_and_blocks():
+    tail = tail_with(Record("\n".join(f"r{i}" for i in range(30)), "group"))
+    assert ["r27", "r28", "r29"] == tail.last_lines(3)
+    tail = tail_with(Lines("\n".join(f"l{i}" for i in range(30))))
+    assert ["l28", "l29"] == tail.last_lines(2)
+    assert "l0" not in tail.lines
+
+
+def test_a_piece_without_its_start_and_a_new_traceback_after_an_unfinished_one():
+    tail = tail_with(Record("middle", "traceback", 2), Record("end", "traceback", 3, 3))
+    assert "middleend" == tail.traceback
+    tail = tail_with(Record("old", "traceback", 1), Record("new start ", "traceback", 1),
+                     Record("new end", "traceback", 2, 2))
+    assert "new start new end" == tail.traceback
+
+
+def test_text_before_the_first_traceback_and_unrelated_tracebacks():
+    lines, _ = exception_summary("a stray line\n" + TRACEBACK)
+    assert ["ValueError: bad learning rate: -1"] == lines
+    other = TRACEBACK.replace("bad learning rate: -1", "other")
+    lines, _ = exception_summary(TRACEBACK + "\n" + other)
+    assert ["ValueError: other"] == lines  # no chain line between them: only the last one
+
+
+def test_an_exception_ending_in_x_and_a_multi_line_message_in_a_chain():
+    assert ["ValueError: bad value X"] == exception_summary(TRACEBACK.replace("bad learning rate: -1",
+                                                                              "bad value X"))[0]
+    chained = KILLED_WORKER.replace("is killed by signal: Killed.", "is killed by signal: Killed.\nsecond line")
+    lines, _ = exception_summary(chained)
+    assert "Which caused: RuntimeError: DataLoader worker (pid(s) 10) exited unexpectedly" == lines[1]
+
+
+@pytest.mark.parametrize(("argv", "label"), [
+    (["dash", "run.sh"], "run.sh"),
+    ([], "the program"),
+    (["python3"], "python3"),
+    (["python3", "-m"], "python3"),
+    (["python3", "-u", "train.py"], "python3"),
+    (["./train", "data.csv"], "train"),
+])
+def test_program_label_edge_cases(argv, label):
+    assert label == program_label(argv)
+
+
+def test_truncation_keeps_exactly_the_limit():
+    assert "x" * 1024 == truncate("x" * 1024)
+    assert "x" * 1021 + "..." == truncate("x" * 1025)
+
+
+def test_the_failure_file_is_written_once_and_never_over_the_programs(tmp_path):
+    from supervisor.train.failure import write_failure
+
+    path = tmp_path / "output" / "failure"
+    assert write_failure(str(path), "caf\udce9 failed")
+    assert "caf\\xe9 failed" == path.read_text()  # a byte that is not UTF-8, shown escaped
+    assert not write_failure(str(path), "second")
+    assert "caf\\xe9 failed" == path.read_text()
