@@ -303,11 +303,18 @@ def doctor(ctx: click.Context, /, **_options: Any) -> Settings:
               type=click.FloatRange(min=0.001), metavar="SECONDS",
               help="A request not answered within this gets 504. [default: "
               "$SAGEMAKER_MODEL_SERVER_TIMEOUT, else none: async inference runs up to an hour]")
+@click.option("--listen-mode", envvar="SM_ENTRY_LISTEN_MODE", show_envvar=True,
+              type=click.Choice(("proxy", "handoff")), default="proxy", show_default=True,
+              help="proxy: sm-entry's front answers /ping and proxies to the model server. "
+              "handoff: the model server gets sm-entry's listening socket ({fd}, "
+              "SM_ENTRY_LISTEN_FD: gunicorn --bind fd://{fd}, uvicorn --fd {fd}) and serves "
+              "the port itself, with no proxy cost; /ping and the drain are then its own.")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 @click.pass_context
 def serve(ctx: click.Context, /, command: tuple[str, ...], port: int | None,
           ready_body: str | None, probe_interval: float, probe_failures: int, max_restarts: int,
-          restart_window: float, request_timeout: float | None, **_options: Any) -> Settings:
+          restart_window: float, request_timeout: float | None, listen_mode: str,
+          **_options: Any) -> Settings:
     """Serve a model: the front on port 8080, the model server behind it, supervised.
 
     \b
@@ -330,7 +337,8 @@ def serve(ctx: click.Context, /, command: tuple[str, ...], port: int | None,
 
     options = ServeOptions(port=port, ready_body=ready_body, probe_interval=probe_interval,
                            probe_failures=probe_failures, max_restarts=max_restarts,
-                           restart_window=restart_window, request_timeout=request_timeout)
+                           restart_window=restart_window, request_timeout=request_timeout,
+                           listen_mode=listen_mode)
     return _settings(ctx, Mode.SERVE, command, serve=options)
 
 

@@ -35,6 +35,7 @@ class ServeOptions:
     max_restarts: int = 5
     restart_window: float = 600.0
     request_timeout: float | None = None  # else SAGEMAKER_MODEL_SERVER_TIMEOUT, else none
+    listen_mode: str = "proxy"  # or "handoff": the backend gets our listening socket
 
 
 @dataclass(frozen=True)

@@ -101,6 +101,7 @@ class ChildSpec:
     cwd: str | None = None
     name: str = "child"
     output: ChildOutput | None = None  # pipes relaying stdout/stderr; None: share ours
+    pass_fds: tuple[int, ...] = ()  # kept open in the child (a listening socket handed over)
 
 
 @dataclass(frozen=True)
@@ -211,6 +212,7 @@ class Supervisor:
                 process_group=0,
                 restore_signals=True,
                 close_fds=True,
+                pass_fds=spec.pass_fds,
                 preexec_fn=preexec,
             )
         except OSError as exc:

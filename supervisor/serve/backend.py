@@ -19,13 +19,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from supervisor.core.process import Child, ChildSpec, Supervisor
-from supervisor.serve.front import FrontState
 from supervisor.serve.probe import probe
 from supervisor.serve.restart import RestartPolicy
-from supervisor.serve.upstream import Address, UpstreamPool
+from supervisor.serve.upstream import Address
 
 PORT = "{port}"
 SOCKET = "{socket}"
+FD = "{fd}"
+# Told of every change: (ready, why not, the address to send requests to when ready).
+Announce = Callable[[bool, str, Address | None], None]
 PROBE_TIMEOUT = 2.0  # SageMaker's own /ping deadline
 STARTING_PROBE_INTERVAL = 0.25  # while the model loads: /ping turns 200 soon after it is ready
 
@@ -64,16 +66,19 @@ class Backend:
     """Keeps one model server serving until a stop, or until it keeps failing."""
 
     def __init__(self, supervisor: Supervisor, log: Any, command: Sequence[str],
-                 env: Mapping[str, str], front: FrontState, pool: UpstreamPool,
-                 options: BackendOptions, make_output: Callable[[], Any]) -> None:
+                 env: Mapping[str, str], announce: Announce, options: BackendOptions,
+                 make_output: Callable[[], Any], listen_fd: int | None = None,
+                 public_port: int | None = None) -> None:
         self.supervisor = supervisor
         self.loop = supervisor.loop
         self.log = log
         self.command = list(command)
         self.env = dict(env)
-        self.front = front
-        self.pool = pool
+        self.announce = announce
         self.options = options
+        # --listen-mode handoff: the backend gets our listening socket and answers on our port.
+        self.listen_fd = listen_fd
+        self.public_port = public_port
         self.make_output = make_output
         self.policy = RestartPolicy(options.max_restarts, options.restart_window)
         self.child: Child | None = None
@@ -85,6 +90,8 @@ class Backend:
     # addresses --------------------------------------------------------------
     def next_address(self) -> Address:
         self.starts += 1
+        if self.listen_fd is not None:
+            return Address(port=self.public_port)  # the same socket, kept by us, each time
         if any(SOCKET in arg for arg in self.command):
             if self._rundir is None:
                 self._rundir = tempfile.mkdtemp(prefix="sm-entry-serve-")
@@ -96,6 +103,12 @@ class Backend:
         path = address.socket_path or ""
         argv = [arg.replace(PORT, port).replace(SOCKET, path) for arg in self.command]
         env = dict(self.env)
+        if self.listen_fd is not None:
+            fd = str(self.listen_fd)
+            argv = [arg.replace(FD, fd) for arg in argv]
+            env["SM_ENTRY_LISTEN_FD"] = fd
+            return ChildSpec(argv=argv, env=env, name="model server", output=self.make_output(),
+                             pass_fds=(self.listen_fd,))
         if address.port:
             # SageMaker-aware servers (the inference toolkit, MMS) listen where this says.
             env["SM_ENTRY_BACKEND_PORT"] = env["SAGEMAKER_BIND_TO_PORT"] = port
@@ -108,7 +121,7 @@ class Backend:
         """Serve until stopped (0), or until the restart budget is spent (1)."""
         while not self.stopping:
             address = self.next_address()
-            self.front.set_ready(False, "the model server is starting")
+            self.announce(False, "the model server is starting", None)
             self.child = self.supervisor.start(self.spec(address),
                                                stop_timeout=self.options.stop_grace)
             self.log.info("model server starting", address=str(address), start=self.starts,
@@ -121,11 +134,11 @@ class Backend:
                 self.log.error("model server gave up: it keeps failing", reason=reason,
                                restarts=self.policy.restarts,
                                restart_window_s=self.options.restart_window)
-                self.front.set_ready(False, "the model server keeps failing")
+                self.announce(False, "the model server keeps failing", None)
                 return 1
             self.log.warning("model server restarting", reason=reason, in_s=delay,
                              restarts=self.policy.restarts)
-            self.front.set_ready(False, f"the model server is restarting ({reason})")
+            self.announce(False, f"the model server is restarting ({reason})", None)
             await self._wait(delay)
         return 0
 
@@ -154,8 +167,7 @@ class Backend:
                 self.policy.healthy(self.loop.time())
                 if not ready:
                     ready = True
-                    self.pool.set_address(address)
-                    self.front.set_ready(True)
+                    self.announce(True, "", address)
                     self.log.info("model server ready", address=str(address),
                                   after_s=round(self.loop.time() - started, 2))
                 continue
@@ -172,8 +184,7 @@ class Backend:
 
     def _down(self) -> None:
         self.policy.unhealthy()
-        self.pool.set_address(None)
-        self.front.set_ready(False, "the model server is not running")
+        self.announce(False, "the model server is not running", None)
 
     async def _wait(self, seconds: float, *also: Any) -> None:
         """Until `seconds` pass, a stop is asked, or one of `also` is done."""
@@ -202,6 +213,5 @@ class Backend:
         if child is not None and not child.done.done():
             self.supervisor.stop_child(child, signal.SIGTERM, timeout=grace)
             await child.done
-        self.pool.close()
         if self._rundir is not None:
             shutil.rmtree(self._rundir, ignore_errors=True)

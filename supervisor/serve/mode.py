@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import shlex
+import socket
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from supervisor import errors, executables
 from supervisor.core.process import Supervisor
-from supervisor.serve.backend import Backend, BackendOptions
+from supervisor.serve.backend import FD, Backend, BackendOptions
 from supervisor.serve.front import AccessLog, FrontConnection, FrontState, execution_parameters
-from supervisor.serve.upstream import UpstreamPool
+from supervisor.serve.upstream import Address, UpstreamPool
 from supervisor.settings import Settings
 
 SERVE_COMMAND = "SM_ENTRY_SERVE_COMMAND"
@@ -59,10 +60,23 @@ async def run(settings: Settings, environ: Mapping[str, str], supervisor: Superv
     serve = settings.serve
     port = serve.port or int(_number(environ, "SAGEMAKER_BIND_TO_PORT", DEFAULT_PORT)
                              or DEFAULT_PORT)
+    command = backend_command(settings, environ)
+    options = BackendOptions(probe_interval=serve.probe_interval,
+                             probe_failures=serve.probe_failures, ready_body=serve.ready_body,
+                             max_restarts=serve.max_restarts, restart_window=serve.restart_window)
+    stop_requested: asyncio.Future[int] = loop.create_future()
+
+    def on_stop(signum: int) -> None:
+        if not stop_requested.done():
+            stop_requested.set_result(signum)
+
+    supervisor.on_stop = on_stop
+    if serve.listen_mode == "handoff":
+        return await _handoff(loop, settings, environ, supervisor, log, command, port, options,
+                              make_output, stop_requested)
     max_body = int((_number(environ, "SAGEMAKER_MAX_PAYLOAD_IN_MB", 6) or 6) * MIB)
     request_timeout = serve.request_timeout or _number(environ, "SAGEMAKER_MODEL_SERVER_TIMEOUT",
                                                        None)
-    command = backend_command(settings, environ)
     pool = UpstreamPool(loop)
     access_log = AccessLog(loop, stdout, {"mode": "serve", "host": fields["host"]})
     front = FrontState(loop, pool, max_body, request_timeout, execution_parameters(environ),
@@ -74,17 +88,12 @@ async def run(settings: Settings, environ: Mapping[str, str], supervisor: Superv
         raise errors.EntryError(f"cannot listen on port {port}: {exc.strerror}") from None
     log.info("listening", port=port, max_payload_bytes=max_body,
              request_timeout_s=request_timeout, loop=type(loop).__module__.split(".")[0])
-    options = BackendOptions(probe_interval=serve.probe_interval,
-                             probe_failures=serve.probe_failures, ready_body=serve.ready_body,
-                             max_restarts=serve.max_restarts, restart_window=serve.restart_window)
-    backend = Backend(supervisor, log, command, environ, front, pool, options, make_output)
-    stop_requested: asyncio.Future[int] = loop.create_future()
 
-    def on_stop(signum: int) -> None:
-        if not stop_requested.done():
-            stop_requested.set_result(signum)
+    def announce(ready: bool, reason: str, address: Address | None) -> None:
+        pool.set_address(address if ready else None)
+        front.set_ready(ready, reason)
 
-    supervisor.on_stop = on_stop
+    backend = Backend(supervisor, log, command, environ, announce, options, make_output)
     backend_task = loop.create_task(backend.run())
     try:
         await asyncio.wait({backend_task, stop_requested}, return_when=asyncio.FIRST_COMPLETED)
@@ -95,8 +104,47 @@ async def run(settings: Settings, environ: Mapping[str, str], supervisor: Superv
             return code
         return await _drain(loop, settings, log, server, front, backend, backend_task, options)
     finally:
+        pool.close()
         front.close()
         access_log.flush()
+
+
+async def _handoff(loop: Any, settings: Settings, environ: Mapping[str, str],
+                   supervisor: Supervisor, log: Any, command: list[str], port: int,
+                   options: BackendOptions, make_output: Callable[[], Any],
+                   stop_requested: asyncio.Future[int]) -> int:
+    """--listen-mode handoff: the backend serves our listening socket itself; no proxy cost.
+
+    We keep the socket (a restarted backend gets the same one, so the port is
+    never closed), and still restart a backend that dies or stops answering
+    /ping; readiness and the drain are the backend's own.
+    """
+    if not any(FD in arg for arg in command):
+        log.warning("--listen-mode handoff: the command has no {fd}; the model server must "
+                    "take the socket from SM_ENTRY_LISTEN_FD", command=command)
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind(("0.0.0.0", port))
+    except OSError as exc:
+        listener.close()
+        raise errors.EntryError(f"cannot listen on port {port}: {exc.strerror}") from None
+    listener.listen(1024)
+    log.info("listening", port=port, listen_mode="handoff", fd=listener.fileno())
+    backend = Backend(supervisor, log, command, environ, lambda *_: None, options, make_output,
+                      listen_fd=listener.fileno(), public_port=port)
+    backend_task = loop.create_task(backend.run())
+    try:
+        await asyncio.wait({backend_task, stop_requested}, return_when=asyncio.FIRST_COMPLETED)
+        if not stop_requested.done():
+            await backend.stop(options.stop_grace)
+            code: int = backend_task.result()
+            return code
+        await backend.stop(settings.stop_timeout)  # its own graceful stop, in our stop timeout
+        backend_task.cancel()
+        return 0
+    finally:
+        listener.close()
 
 
 async def _drain(loop: Any, settings: Settings, log: Any, server: Any, front: FrontState,

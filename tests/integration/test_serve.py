@@ -280,3 +280,26 @@ def test_a_plain_python_server_on_the_port_sm_entry_picked(serve):
     assert (200, b"ok") == server.request("GET", "/anything")[::2]
     assert 0 == server.stop()
 
+
+
+@pytest.mark.parametrize("backend", [
+    gunicorn("--bind", "fd://{fd}", "serve_app:app"),
+    [*UVICORN, "--fd", "{fd}", "serve_app:asgi"],
+], ids=["gunicorn", "uvicorn"])
+def test_handoff_gives_the_model_server_our_listening_socket(serve, backend):
+    server = serve(backend, "--listen-mode", "handoff")
+    server.wait_ready()
+    status, headers, body = server.request("POST", "/invocations", body=b"direct")
+    assert (200, b"direct") == (status, body)
+    assert "X-Seen-Forwarded-For" not in headers  # nobody in between
+    assert 0 == server.stop()
+
+
+def test_handoff_keeps_the_port_across_a_restart(serve):
+    server = serve(gunicorn("--bind", "fd://{fd}", "serve_app:app"), "--listen-mode", "handoff")
+    server.wait_ready()
+    os.kill(server.event("model server starting")["child_pid"], signal.SIGKILL)
+    server.event("model server restarting")
+    server.wait_ready()
+    assert 200 == server.request("POST", "/invocations", body=b"again")[0]
+    assert 0 == server.stop()
