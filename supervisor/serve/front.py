@@ -304,7 +304,8 @@ class Exchange:
         "body_pending", "bytes_in", "bytes_out", "chunked", "close_after", "conn",
         "content_length", "expect_continue", "finished", "forward", "forwarded_for",
         "head_bytes", "headers",
-        "inference_id", "keep_alive", "method", "path", "request_done", "response_chunked",
+        "inference_id", "keep_alive", "method", "path", "paused_client", "paused_upstream",
+        "request_done", "response_chunked",
         "response_close_delimited", "response_started", "retried", "sent", "sent_bytes",
         "started", "started_at", "state", "status", "swallow", "timer", "upstream",
         "upstream_keep_alive", "url", "version",
@@ -333,6 +334,8 @@ class Exchange:
         self.sent: list[bytes] | None = []  # what went upstream, kept to retry (None: too big)
         self.sent_bytes = 0
         self.request_done = False
+        self.paused_client = False  # we paused the client's reading (the backend reads slowly)
+        self.paused_upstream = False  # we paused the backend's reading (the client reads slowly)
         self.bytes_in = 0
         self.bytes_out = 0
         self.status = 0
@@ -378,6 +381,8 @@ class Exchange:
                 connection = value
         if connection:
             self.forward = http.without_listed(forward, connection)
+        if not self.chunked and not self.content_length:
+            self.request_done = True  # no body to wait for: answered, it may keep its connection
 
     def start(self) -> None:
         """Its turn to be answered: locally, or through the backend."""
@@ -532,6 +537,7 @@ class Exchange:
             self.status, self.bytes_out = 200, len(body)
         elif self.response_chunked:
             self.conn.write(http.LAST_CHUNK)
+        self.resume_upstream_reading()  # a pooled connection must read its next response
         upstream, self.upstream = self.upstream, None
         if upstream is not None:
             if self.upstream_keep_alive and self.request_done and not self.response_close_delimited:
@@ -597,17 +603,23 @@ class Exchange:
                 self.state.exchange_ended()
 
     def pause_client_reading(self) -> None:
-        self.conn.pause_reading()
+        if not self.paused_client:
+            self.paused_client = True
+            self.conn.pause_reading()
 
     def resume_client_reading(self) -> None:
-        self.conn.resume_reading()
+        if self.paused_client:
+            self.paused_client = False
+            self.conn.resume_reading()
 
     def pause_upstream_reading(self) -> None:
-        if self.upstream is not None:
+        if self.upstream is not None and not self.paused_upstream:
+            self.paused_upstream = True
             self.upstream.transport.pause_reading()
 
     def resume_upstream_reading(self) -> None:
-        if self.upstream is not None:
+        if self.upstream is not None and self.paused_upstream:
+            self.paused_upstream = False
             self.upstream.transport.resume_reading()
 
     # ending -----------------------------------------------------------------
@@ -640,6 +652,7 @@ class Exchange:
         self._finish(not self.keep_alive or not self.request_done)
 
     def _finish(self, close: bool) -> None:
+        self.resume_client_reading()
         self.finished = True
         if self.timer is not None:
             self.timer.cancel()

@@ -303,3 +303,25 @@ def test_handoff_keeps_the_port_across_a_restart(serve):
     server.wait_ready()
     assert 200 == server.request("POST", "/invocations", body=b"again")[0]
     assert 0 == server.stop()
+
+
+def test_one_keep_alive_connection_serves_pings_and_large_invocations_in_turn(serve):
+    server = serve(gunicorn("-b", "127.0.0.1:{port}", "serve_app:app"),
+                   env={"SAGEMAKER_MAX_PAYLOAD_IN_MB": "100"})
+    server.wait_ready()
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    big = os.urandom(30 << 20)
+    sockets = set()
+    for method, path, body in [("GET", "/ping", None), ("GET", "/ping", None),
+                               ("POST", "/invocations", big), ("GET", "/ping", None),
+                               ("POST", "/invocations", big), ("POST", "/invocations", b"small")]:
+        connection.request(method, path, body=body)
+        sockets.add(connection.sock)
+        response = connection.getresponse()
+        answer = response.read()
+        assert 200 == response.status
+        if body:
+            assert body == answer
+    assert 1 == len(sockets)  # never closed under the client: the one connection served all
+    connection.close()
+    assert 0 == server.stop()
