@@ -161,10 +161,6 @@ class FrontConnection(asyncio.Protocol):
             if not self.closed:
                 self._refuse(400, f"bad request: {exc}")
         finally:
-            if self.flush_after:
-                upstreams, self.flush_after = self.flush_after, []
-                for upstream in upstreams:
-                    upstream.uncork()
             self.uncork()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -250,6 +246,11 @@ class FrontConnection(asyncio.Protocol):
             self.corked = []
 
     def uncork(self) -> None:
+        """Send what was held: the backend connections' writes, then ours."""
+        if self.flush_after:
+            upstreams, self.flush_after = self.flush_after, []
+            for upstream in upstreams:
+                upstream.uncork()
         corked, self.corked = self.corked, None
         if corked and not self.closed:
             self.transport.write(corked[0] if len(corked) == 1 else b"".join(corked))

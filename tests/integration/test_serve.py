@@ -325,3 +325,39 @@ def test_one_keep_alive_connection_serves_pings_and_large_invocations_in_turn(se
     assert 1 == len(sockets)  # never closed under the client: the one connection served all
     connection.close()
     assert 0 == server.stop()
+
+
+def raw_exchange(port, data, until=b"", timeout=10):
+    """Send raw bytes, read until `until` is seen or the server closes."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(data)
+        answer = b""
+        while until not in answer or not until:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+            if until and until in answer:
+                break
+        return answer
+
+
+def test_request_timeout_header_limit_upgrades_and_pipelining(serve):
+    server = serve(gunicorn("-b", "127.0.0.1:{port}", "-k", "gthread", "--threads", "4", "serve_app:app"),
+                   "--request-timeout", "1")
+    server.wait_ready()
+    started = time.monotonic()
+    status, _, body = server.request("POST", "/invocations", body=b"x", headers={"X-Sleep": "3"})
+    assert 504 == status and "did not answer within 1 s" in json.loads(body)["error"]
+    assert time.monotonic() - started < 2.5
+    big = b"GET /ping HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 40000 + b"\r\n\r\n"
+    assert raw_exchange(server.port, big).startswith(b"HTTP/1.1 431 ")
+    upgrade = b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
+    assert raw_exchange(server.port, upgrade).startswith(b"HTTP/1.1 501 ")
+    two = (b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\none"
+           b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nConnection: close\r\n\r\ntwo")
+    answer = raw_exchange(server.port, two)
+    assert answer.count(b"HTTP/1.1 200 OK") == 2 and answer.index(b"one") < answer.index(b"two")
+    http10 = raw_exchange(server.port, b"POST /invocations HTTP/1.0\r\nContent-Length: 2\r\n\r\nhi")
+    assert http10.startswith(b"HTTP/1.1 200 OK") and http10.endswith(b"hi")
+    assert 0 == server.stop()
