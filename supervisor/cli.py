@@ -161,8 +161,9 @@ GLOBAL_OPTIONS: list[tuple[str, dict[str, Any]]] = [
     ("--drain-timeout", {
         "envvar": "SM_ENTRY_DRAIN_TIMEOUT", "type": click.FloatRange(min=0), "default": 5.0,
         "metavar": "SECONDS",
-        "help": "After the child's process group is gone, how long to keep reading output "
-        "pipes that other processes still hold open. [default: 5]"}),
+        "help": "After the job's processes are gone, how long to keep reading output pipes "
+        "that other processes still hold open, and to wait for a stalled reader of our own "
+        "output. [default: 5]"}),
     ("--progress-interval", {
         "envvar": "SM_ENTRY_PROGRESS_INTERVAL", "type": click.FloatRange(min=0), "default": 5.0,
         "metavar": "SECONDS",
