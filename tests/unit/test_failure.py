@@ -318,3 +318,12 @@ def test_the_failure_file_is_written_once_and_never_over_the_programs(tmp_path):
     assert "caf\\xe9 failed" == path.read_text()  # a byte that is not UTF-8, shown escaped
     assert not write_failure(str(path), "second")
     assert "caf\\xe9 failed" == path.read_text()
+
+
+def test_an_exception_line_longer_than_a_record_still_ends_its_traceback():
+    message = "huge " + "y" * 300_000  # over the 256 KiB record limit on its own
+    data = (TRACEBACK.rsplit("\n", 1)[0] + f"\nValueError: {message}\nafter\n").encode()
+    tail = framed(data)
+    assert tail.traceback is not None and tail.traceback.endswith(message[-1000:])
+    assert describe("train.py", 1, None, None, None, 110, tail).startswith("ValueError: huge yyy")
+    assert ["after"] == tail.last_lines(1)

@@ -232,3 +232,117 @@ def test_long_line_ending_in_crlf_keeps_its_part_numbering():
     assert len(parts) == parts[-1].parts
     assert "A" * 600_000 == "".join(p.text for p in parts)
     assert [("line", "next")] == [x for x in flat(items) if x[0] == "line"]
+
+
+# Exact edges of the byte helpers, against brute force ---------------------------------
+MIXED = "aé€😀b\"\\\x01 z".encode()
+
+
+def test_escaped_size_is_orjsons_size_or_an_upper_bound_for_controls():
+    for text in ["plain", 'quote " and \\ backslash', "é€😀", "a b", "\x01", "\x1f", "\n\t\r"]:
+        data = text.encode()
+        escaped = len(orjson.dumps(text)) - 2
+        assert escaped <= escaped_size(data)
+        if not any(ord(c) < 0x20 for c in text):
+            assert escaped == escaped_size(data)
+    assert 6 == escaped_size(b"\x01") == escaped_size(b"\x1f")  # \u0001: the worst case
+    assert 1 == escaped_size(b" ")
+
+
+def _decodes(data):
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def test_utf8_boundary_is_the_largest_cut_not_inside_a_character():
+    from supervisor.logs.framing import _utf8_boundary
+
+    for cut in range(1, len(MIXED) + 1):
+        expected = max(b for b in range(1, cut + 1) if _decodes(MIXED[:b]))
+        assert expected == _utf8_boundary(MIXED, cut), cut
+    assert 3 == _utf8_boundary(b"\x80\x80\x80", 3)  # nothing valid before: the cut stays
+
+
+def test_complete_prefix_length_against_brute_force():
+    for end in range(len(MIXED) + 1):
+        prefix = MIXED[:end]
+        expected = max(n for n in range(end + 1) if _decodes(prefix[:n]))
+        assert expected == complete_prefix_length(prefix), end
+
+
+def test_split_bytes_keeps_each_piece_in_budget_whole_characters_and_nothing_lost():
+    data = ("é€😀 ascii \"quotes\" \x01\x02 " * 50).encode()
+    for budget in (8, 9, 10, 13, 64, 100, 1000):
+        pieces = split_bytes(data, budget)
+        assert data == b"".join(pieces)
+        assert all(escaped_size(p) <= budget and _decodes(p) and p for p in pieces)
+        assert len(pieces) <= 2 * escaped_size(data) // budget + 2
+    assert [b"x" * 64] == split_bytes(b"x" * 64, 64)  # exactly the budget: one piece
+    assert [b"x" * 64, b"x"] == split_bytes(b"x" * 65, 64)
+
+
+# Exact edges of the framer --------------------------------------------------------
+def test_an_empty_line_first_and_an_unfinished_line_ended_by_a_lone_newline():
+    assert [("line", ""), ("line", "abc")] == flat(frame([b"\nabc\n"]))
+    assert [("line", "half"), ("line", "next")] == flat(frame([b"half", b"\nnext\n"]))
+    assert [("progress", "50%"), ("line", "next")] == flat(frame([b"10%\r50%", b"\nnext\n"]))
+
+
+def test_held_lines_are_released_exactly_at_the_idle_time():
+    framer = LineFramer(group_idle=0.25)
+    assert [] == framer.feed(b"held\n", 1.0)
+    assert 1.25 == framer.next_deadline()
+    assert [] == framer.release_due(1.2499)
+    assert [Lines("held")] == framer.release_due(1.25)
+
+
+def test_progress_is_shown_exactly_at_the_interval():
+    framer = LineFramer(progress_interval=2.0)
+    items = framer.feed(b"1%\r", 10.0)  # the first state goes out at once
+    assert [Record("1%", "progress")] == items
+    assert [] == framer.feed(b"2%\r", 11.0)
+    assert 12.0 == framer.next_deadline()
+    assert [] == framer.release_due(11.99)
+    assert [Record("2%", "progress")] == framer.release_due(12.0)
+    assert framer.next_deadline() is None  # nothing new to show
+
+
+def test_a_group_grows_up_to_its_age_then_a_new_one_begins():
+    framer = LineFramer(group_idle=0.1)  # groups may grow for 5 idle times: 0.5 s
+    items = framer.feed(b"head\n", 0.0)
+    for t in (0.1, 0.2, 0.3, 0.4):
+        items += framer.feed(b"  more\n", t)
+    items += framer.feed(b"  late\n", 0.5)  # past the age: let out, and a new group starts
+    items += framer.close()
+    assert [("group", "head\n  more\n  more\n  more\n  more"), ("line", "  late")] == flat(items)
+
+
+def test_a_group_of_exactly_the_safe_size_stays_one_record():
+    framer = LineFramer(max_record_bytes=4096 + 2048)  # budget 4096: safe lines of 682 chars
+    safe = framer.safe_line_chars
+    head, tail = "h" * (safe // 2 - 2), "  " + "t" * (safe - safe // 2 - 4)
+    items = framer.feed(f"{head}\n{tail}\n".encode(), 0.0) + framer.close()
+    assert [("group", f"{head}\n{tail}")] == flat(items)
+
+
+def test_traceback_trailing_blank_and_chain_lines_are_not_part_of_it():
+    text = (b"Traceback (most recent call last):\n  File \"x\", line 1\nValueError: v\n\n"
+            b"During handling of the above exception, another exception occurred:\n\nnext\n")
+    items = flat(frame([text]))
+    assert ("traceback", 'Traceback (most recent call last):\n  File "x", line 1\nValueError: v') == items[0]
+    assert [("line", ""), ("line", "During handling of the above exception, another exception occurred:"),
+            ("line", ""), ("line", "next")] == items[1:]
+
+
+def test_a_line_longer_than_the_budget_comes_in_numbered_parts():
+    framer = LineFramer(max_record_bytes=4096 + 2048)
+    line = "x" * 10000
+    items = framer.feed(line.encode() + b"\n", 0.0) + framer.close()
+    parts = [i for i in items if isinstance(i, Record)]
+    assert ["part"] * len(parts) == [p.kind for p in parts]
+    assert list(range(1, len(parts) + 1)) == [p.part for p in parts]
+    assert [0] * (len(parts) - 1) + [len(parts)] == [p.parts for p in parts]
+    assert line == "".join(p.text for p in parts)
