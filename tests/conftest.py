@@ -1,7 +1,9 @@
 import ctypes
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -55,20 +57,30 @@ def _end_what_the_test_started():
         run.close()
 
 
+# What our programs put in the temporary directory: the static binary's unpacking, serve's
+# sockets, the tests' own PID-1 runs. Any of these left in /tmp after the run is a leak of
+# ours (other names may be another program's, running beside the tests).
+OUR_TEMPORARY = ("staticx-", "_MEI", "sm-entry-", ".sm-entry-", "pymp-")
+
+
 def _tmp_entries() -> set[str]:
-    return {name for name in os.listdir("/tmp") if not name.startswith("pytest-of-")}
+    return {name for name in os.listdir("/tmp") if name.startswith(OUR_TEMPORARY)}
 
 
 @pytest.fixture(scope="session", autouse=True)
 def _nothing_left_behind():
-    """The whole run leaves no process and no /tmp entry behind; else it fails.
+    """The whole run leaves no process and no temporary file behind; else it fails.
 
     pytest is made a subreaper, so whatever a test leaves running comes back
-    to it here instead of disappearing under the machine's init.
+    to it here instead of disappearing under the machine's init. The run gets
+    a private TMPDIR, which must be empty at the end (pytest's own directory
+    aside), and /tmp must not have gained anything named like ours.
     """
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     before = _tmp_entries()
+    private = tempfile.mkdtemp(prefix="sm-entry-tests-")
+    os.environ["TMPDIR"] = tempfile.tempdir = private
     yield
     deadline = time.monotonic() + 10
     while (left := tree.descendants(os.getpid())) and time.monotonic() < deadline:
@@ -77,7 +89,10 @@ def _nothing_left_behind():
     described = [_describe(pid) for pid in left]
     tree.signal_each(left, signal.SIGKILL)
     _reap()
-    added = sorted(_tmp_entries() - before)
+    added = sorted(_tmp_entries() - before - {os.path.basename(private)})
+    added += sorted(f"{private}/{name}" for name in os.listdir(private)
+                    if not name.startswith("pytest-of-"))
+    shutil.rmtree(private, ignore_errors=True)
     problems = []
     if described:
         problems.append(f"processes left running: {described}")
