@@ -346,3 +346,50 @@ def test_a_line_longer_than_the_budget_comes_in_numbered_parts():
     assert list(range(1, len(parts) + 1)) == [p.part for p in parts]
     assert [0] * (len(parts) - 1) + [len(parts)] == [p.parts for p in parts]
     assert line == "".join(p.text for p in parts)
+
+
+def test_reads_that_begin_with_a_newline():
+    assert [("line", ""), ("line", "abc")] == flat(frame([b"\nabc"]))
+    assert [("progress", "10%"), ("line", "next")] == flat(frame([b"10%\r", b"\nnext\n"]))
+    held = [b'Traceback (most recent call last):\n  File "x", line 1\n', b"ValueError: v\n\nplain\n"]
+    assert [("traceback", 'Traceback (most recent call last):\n  File "x", line 1\nValueError: v'),
+            ("line", ""), ("line", "plain")] == flat(frame(held))
+
+
+def group_sizes(framer, sizes):
+    """Feed a group of lines of these lengths (the first unindented); the records it makes."""
+    lines = ["h" * sizes[0]] + ["  " + "t" * (n - 2) for n in sizes[1:]]
+    items = framer.feed(("\n".join(lines) + "\nend\n").encode(), 0.0) + framer.close()
+    return [item for item in flat(items) if item != ("line", "end")]
+
+
+def test_a_group_grows_while_it_stays_under_the_safe_size():
+    framer = LineFramer(max_record_bytes=4096 + 2048)
+    safe = framer.safe_line_chars
+    # held size counts each line and its newline: a + 1, then + b + 1 ...
+    assert 1 == len(group_sizes(LineFramer(max_record_bytes=4096 + 2048), [100, safe - 102]))
+    assert 2 == len(group_sizes(LineFramer(max_record_bytes=4096 + 2048), [100, safe - 101]))
+    assert 1 == len(group_sizes(LineFramer(max_record_bytes=4096 + 2048), [100, 50, safe - 153]))
+    assert 2 == len(group_sizes(LineFramer(max_record_bytes=4096 + 2048), [100, 50, safe - 152]))
+
+
+def test_a_line_of_exactly_the_budget_is_one_record_and_one_more_byte_splits_it():
+    framer = LineFramer(max_record_bytes=4096 + 2048)
+    budget = framer.budget
+    assert [("line", "x" * budget)] == flat(framer.feed(b"x" * budget + b"\n", 0.0) + framer.close())
+    framer = LineFramer(max_record_bytes=4096 + 2048)
+    parts = flat(framer.feed(b"x" * (budget + 1) + b"\n", 0.0) + framer.close())
+    assert ["part", "part"] == [kind for kind, _ in parts]
+    framer = LineFramer(max_record_bytes=4096 + 2048)
+    plain = "x" * (framer.safe_line_chars + 1)  # longer than "safe", still under the budget
+    assert [("line", plain)] == flat(framer.feed(plain.encode() + b"\n", 0.0) + framer.close())
+
+
+def test_a_group_too_long_for_one_record_comes_in_numbered_pieces_of_its_kind():
+    framer = LineFramer(max_record_bytes=4096 + 2048, group_idle=10.0)
+    text = "Traceback (most recent call last):\n" + "".join(f"  frame {i} " + "z" * 60 + "\n" for i in range(3))
+    items = framer.feed((text + "ValueError: " + "v" * 5000 + "\n").encode(), 0.0) + framer.close()
+    pieces = [i for i in items if isinstance(i, Record) and i.kind == "traceback"]
+    assert len(pieces) >= 2
+    assert list(range(1, len(pieces) + 1)) == [p.part for p in pieces]
+    assert len(pieces) == pieces[-1].parts and all(p.parts == 0 for p in pieces[:-1])
