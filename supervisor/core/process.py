@@ -47,7 +47,6 @@ from supervisor.core.terminal import Terminal
 if TYPE_CHECKING:
     from supervisor.logs.relay import ChildOutput
 
-SIGNAL_SCOPES = ("child", "group")
 # How often to look whether the rest of a child's tree is gone.
 TREE_POLL_INTERVAL = 0.05
 DEFAULT_DRAIN_TIMEOUT = 5.0
@@ -81,11 +80,11 @@ class Loop(Protocol):
 
 
 class ChildState(enum.Enum):
-    RUNNING = "running"  # started, no stop asked
-    STOPPING = "stopping"  # stop signal sent, kill deadline armed
-    LEFTOVERS = "leftovers"  # main process gone, the rest of its tree is being stopped
-    DRAINING = "draining"  # tree gone; reading what is left in the output pipes
-    DONE = "done"  # main process reaped, its tree gone, its output read
+    RUNNING = enum.auto()  # started, no stop asked
+    STOPPING = enum.auto()  # stop signal sent, kill deadline armed
+    LEFTOVERS = enum.auto()  # main process gone, the rest of its tree is being stopped
+    DRAINING = enum.auto()  # tree gone; reading what is left in the output pipes
+    DONE = enum.auto()  # main process reaped, its tree gone, its output read
 
 
 # States in which some process of the child's tree may still be alive.

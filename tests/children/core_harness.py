@@ -34,10 +34,13 @@ def main():
         from supervisor.core.eventloop import EventLoop
 
         loop = EventLoop()
-    supervisor = Supervisor(loop, Log(), stop_timeout)
+    supervisor = Supervisor(loop, Log(), stop_timeout,
+                            merge_echoes=os.environ.get("HARNESS_MERGE_ECHOES") == "1")
 
     async def job():
         first = await supervisor.run(ChildSpec(argv=argv, env=dict(os.environ)))
+        os.write(1, (f"result code={first.exit_code} signal={first.signal} started={first.started} "
+                     f"stop_signal={first.stop_signal} killed_by_us={first.killed_by_us}\n").encode())
         os.write(2, f"event: first child done {first.exit_code}\n".encode())
         if supervisor.stop_signal is not None:
             return first.exit_code

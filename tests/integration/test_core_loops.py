@@ -1,7 +1,9 @@
 """The process core runs the same on our EventLoop and on asyncio's (the serve front's loop)."""
 
+import os
 import signal
 import sys
+import time
 
 import pytest
 
@@ -22,6 +24,8 @@ def core(request):
 def test_a_child_runs_then_another_each_with_its_own_result(core):
     proc = core("sh", "-c", "exit 5")
     try:
+        result = proc.wait_for_line(r"^result ").string
+        assert "result code=5 signal=None started=True stop_signal=None killed_by_us=None" == result
         line = proc.wait_for_line(r"^exit (\d+) asyncio=(\w+)")
         assert "3" == line.group(1)  # the second child's code
         assert (core.loop == "asyncio") == (line.group(2) == "True")
@@ -49,6 +53,8 @@ def test_the_stop_timeout_kills_the_tree(core):
     try:
         proc.wait_for_line("ready")
         proc.kill(signal.SIGTERM)
+        result = proc.wait_for_line(r"^result ").string
+        assert "result code=137 signal=9 started=True stop_signal=15 killed_by_us=stop timeout" == result
         assert "137" == proc.wait_for_line(r"^exit (\d+)").group(1)
     finally:
         proc.close()
@@ -66,3 +72,39 @@ def test_what_the_child_leaves_running_is_stopped(core):
     finally:
         proc.close()
 
+
+
+@pytest.mark.parametrize(("merge", "expected"), [("1", 1), ("0", 2)])
+def test_the_same_signal_twice_at_once_is_one_signal_when_echoes_are_merged(merge, expected):
+    proc = Run([sys.executable, str(HARNESS), "ours", "5", *signals_child("0")],
+               env={**os.environ, "HARNESS_MERGE_ECHOES": merge})
+    try:
+        proc.wait_for_line("ready")
+        proc.kill(signal.SIGUSR1)
+        time.sleep(0.05)  # apart, so that the kernel does not merge them while pending
+        proc.kill(signal.SIGUSR1)
+        time.sleep(0.6)  # past the echo window: what follows is a new signal
+        proc.kill(signal.SIGUSR2)
+        proc.wait_for_line("got SIGUSR2")
+        assert expected == sum("got SIGUSR1" in line for line in proc.lines)
+        proc.kill(signal.SIGTERM)
+        proc.wait_for_line(r"^exit ")
+    finally:
+        proc.close()
+
+
+def test_a_stop_signal_repeated_at_once_is_not_a_second_stop_but_later_it_is(core):
+    proc = core(*signals_child("0", "ignore-term"), stop_timeout="30")
+    try:
+        proc.wait_for_line("ready")
+        proc.kill(signal.SIGTERM)
+        time.sleep(0.05)
+        proc.kill(signal.SIGTERM)  # an echo: the stop timeout still applies
+        time.sleep(0.3)
+        assert proc.proc.poll() is None
+        time.sleep(0.6)
+        proc.kill(signal.SIGTERM)  # a second request: killed now
+        result = proc.wait_for_line(r"^result ", timeout=10).string
+        assert "killed_by_us=second stop signal" in result
+    finally:
+        proc.close()

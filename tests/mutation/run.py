@@ -49,7 +49,8 @@ INTEGRATION_TRAIN = "tests/integration/test_train.py"
 MODULES = {
     "process": Module("supervisor/core/process.py",
                       ("tests/integration/test_core_loops.py", "tests/integration/test_process.py",
-                       "tests/integration/test_errors.py"), 0.85,
+                       "tests/integration/test_terminal.py", "tests/integration/test_errors.py"),
+                      0.85,
                       deselect="nobody_reads or thousand_orphans or not_utf8 or hides_secrets"),
     "tree": Module("supervisor/core/tree.py",
                    ("tests/integration/test_core_loops.py", "tests/integration/test_process.py"), 0.85),

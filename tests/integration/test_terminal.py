@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.support import STATIC_BINARY, TIMEOUT, require_binary
+from tests.support import TIMEOUT
 
 
 class Terminal:
@@ -67,9 +67,8 @@ class Terminal:
 
 
 @pytest.fixture
-def terminal():
-    static = require_binary(STATIC_BINARY)
-    term = Terminal([static, "--log-format", "text", "sh", "-i"])
+def terminal(sm_entry):
+    term = Terminal([*sm_entry, "--log-format", "text", "sh", "-i"])
     yield term
     term.close()
 
