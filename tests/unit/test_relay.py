@@ -90,3 +90,80 @@ def test_nothing_is_lost_when_our_output_fills_up(monkeypatch):
     h.loop.close()
     messages = [json.loads(line)["msg"] for line in b"".join(reader_output).splitlines()]
     assert [str(i) for i in range(20000)] == messages
+
+
+def test_batches_are_exactly_batch_lines_long_and_short_lines_split_right(monkeypatch):
+    monkeypatch.setattr(relay_module, "BATCH_LINES", 7)
+    h = Harness("json")
+    rendered = []
+    for relay in h.output.relays.values():
+        real = relay.render
+        relay.render = lambda items, now, real=real: (rendered.append(items), real(items, now))[1]
+    os.write(h.child_end, "".join(f"{chr(97 + i % 26)}\n" for i in range(30)).encode())
+    os.close(h.child_end)
+    h.run_until_closed()
+    messages = [json.loads(line)["msg"] for line in h.printed().splitlines()]
+    assert [chr(97 + i % 26) for i in range(30)] == messages
+    sizes = [sum(item.text.count("\n") + 1 for item in batch) for batch in rendered]
+    # 29 lines come framed at once (the last is held until the end): four full batches first
+    assert [7, 7, 7, 7] == sizes[:4] and all(1 <= size <= 7 for size in sizes), sizes
+
+
+def test_observers_get_the_stream_name_and_the_summary_reports_nothing_lost():
+    h = Harness("raw")
+    seen = []
+    for relay in h.output.relays.values():
+        relay.observers = [lambda stream, items: seen.append(stream)]
+    os.write(h.child_end, b"one\ntwo\n")
+    os.close(h.child_end)
+    h.run_until_closed()
+    assert b"one\ntwo\n" == h.printed()
+    assert {"stdout"} == set(seen)
+    assert {} == h.output.summary()
+
+
+def test_everything_in_a_held_pipe_is_read_even_more_than_one_read(monkeypatch):
+    monkeypatch.setattr(relay_module, "READ_SIZE", 4096)
+    h = Harness("raw")
+    data = b"".join(b"%05d\n" % i for i in range(10000))  # 60 KB: many reads of 4 KiB
+    os.write(h.child_end, data)
+    assert "held open" == h.output.stop_draining()
+    os.close(h.child_end)
+    assert data == h.printed()
+
+
+def test_reading_stops_while_our_output_is_full(monkeypatch):
+    from supervisor.logs import writer as writer_module
+
+    monkeypatch.setattr(writer_module, "HIGH_WATER", 8 << 10)
+    monkeypatch.setattr(writer_module, "LOW_WATER", 2 << 10)
+    h = Harness("raw")
+    os.set_blocking(h.child_end, False)
+    os.set_blocking(h.out_r, False)
+    written = 0
+    try:
+        while True:  # fill the child's pipe and more: our output is never read meanwhile
+            written += os.write(h.child_end, b"x" * 4095 + b"\n")
+    except BlockingIOError:
+        pass
+    h.loop.call_later(0.5, h.loop.stop)
+    h.loop.run_forever()
+    relay = h.output.relays["stdout"]
+    assert not relay._reading  # paused: the child waits on its full pipe
+    assert h.stdout.pending_bytes < (8 << 10) + relay_module.READ_SIZE
+    received = b""
+    deadline = 200
+    os.close(h.child_end)
+    while deadline:
+        h.loop.call_later(0.02, h.loop.stop)
+        h.loop.run_forever()
+        try:
+            received += os.read(h.out_r, 1 << 20)
+        except BlockingIOError:
+            deadline -= 1
+            if h.output.closed and h.stdout.pending_bytes == 0:
+                break
+    assert written == len(received)
+    os.close(h.stdout.fd)
+    os.close(h.out_r)
+    h.loop.close()
