@@ -38,6 +38,9 @@ def main():
                             merge_echoes=os.environ.get("HARNESS_MERGE_ECHOES") == "1")
 
     async def job():
+        if os.environ.get("HARNESS_STOP_FIRST") == "1":  # a stop before anything runs
+            supervisor.request_stop(15)
+            os.write(1, f"slept {await supervisor.sleep(5)}\n".encode())
         first = await supervisor.run(ChildSpec(argv=argv, env=dict(os.environ)))
         os.write(1, (f"result code={first.exit_code} signal={first.signal} started={first.started} "
                      f"stop_signal={first.stop_signal} killed_by_us={first.killed_by_us}\n").encode())

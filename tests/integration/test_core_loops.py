@@ -108,3 +108,16 @@ def test_a_stop_signal_repeated_at_once_is_not_a_second_stop_but_later_it_is(cor
         assert "killed_by_us=second stop signal" in result
     finally:
         proc.close()
+
+
+def test_a_stop_before_anything_runs_ends_waits_and_runs_nothing(tmp_path):
+    marker = tmp_path / "ran"
+    proc = Run([sys.executable, str(HARNESS), "ours", "5", "touch", str(marker)],
+               env={**os.environ, "HARNESS_STOP_FIRST": "1"})
+    try:
+        assert "slept False" == proc.wait_for_line(r"^slept ").string  # at once, not 5 s later
+        result = proc.wait_for_line(r"^result ").string
+        assert "result code=143 signal=None started=False stop_signal=15 killed_by_us=None" == result
+        assert not marker.exists()
+    finally:
+        proc.close()

@@ -1,5 +1,6 @@
 """The process core as a plain process (a child subreaper, not PID 1)."""
 
+import json
 import os
 import signal
 import subprocess
@@ -335,5 +336,18 @@ def test_the_child_started_event_hides_secrets(sm_entry):
         events = proc.stderr_text()
         assert "child started" in events
         assert "TOPS3CRET" not in events
+    finally:
+        proc.close()
+
+
+def test_the_childs_output_is_relayed_as_records_and_it_gets_default_signals(sm_entry):
+    probe = "grep -E '^SigIgn' /proc/self/status"
+    proc = Run([*sm_entry, "--log-format", "json", "sh", "-c", probe])
+    try:
+        assert 0 == proc.wait()
+        record = json.loads(proc.lines[0])
+        assert "stdout" == record["stream"]
+        ignored = int(record["msg"].split()[1], 16)
+        assert not ignored >> (signal.SIGPIPE - 1) & 1  # Python ignores SIGPIPE; the child must not
     finally:
         proc.close()
