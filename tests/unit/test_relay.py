@@ -167,3 +167,59 @@ def test_reading_stops_while_our_output_is_full(monkeypatch):
     os.close(h.stdout.fd)
     os.close(h.out_r)
     h.loop.close()
+
+
+def test_a_held_line_is_written_after_the_idle_time_without_more_data():
+    h = Harness("json")
+    os.write(h.child_end, b"only line\n")
+    h.loop.call_later(0.5, h.loop.stop)  # the framer holds it 0.2 s for continuation lines
+    h.loop.run_forever()
+    assert h.stdout.flush(10)
+    os.set_blocking(h.out_r, False)
+    assert "only line" == json.loads(os.read(h.out_r, 65536))["msg"]  # before the pipe's end
+    os.close(h.child_end)
+    h.run_until_closed()
+    assert b"" == h.printed()
+
+
+def test_text_format_writes_the_lines_as_they_are():
+    h = Harness("text")
+    os.write(h.child_end, b"plain\n  indented\n")
+    os.close(h.child_end)
+    h.run_until_closed()
+    assert b"plain\n  indented\n" == h.printed()
+
+
+def test_a_stalled_reader_of_our_output_is_given_up_and_the_loss_counted(monkeypatch):
+    from supervisor.logs import writer as writer_module
+
+    monkeypatch.setattr(writer_module, "HIGH_WATER", 8 << 10)
+    monkeypatch.setattr(writer_module, "LOW_WATER", 2 << 10)
+    h = Harness("json")
+    os.set_blocking(h.child_end, False)
+    with contextlib.suppress(BlockingIOError):
+        for _ in range(400):
+            os.write(h.child_end, b"y" * 1023 + b"\n")
+    os.close(h.child_end)  # the job is gone; our output is not being read
+    h.loop.call_later(0.5, h.loop.stop)
+    h.loop.run_forever()
+    assert not h.output.closed
+    h.output.drain_started()  # the job's processes are gone
+    assert "stalled" == h.output.stop_draining()  # nothing written for a whole drain timeout
+    assert h.output.closed
+    lost = h.output.summary()["output_lost_bytes"]
+    assert lost > 0
+    os.close(h.out_r)
+    h.stdout.flush(5)
+    os.close(h.stdout.fd)
+    h.loop.close()
+
+
+def test_a_reader_that_keeps_reading_is_not_given_up():
+    h = Harness("raw")
+    os.write(h.child_end, b"z\n")
+    h.output.drain_started()
+    h.stdout.written_bytes += 1  # as if our writer wrote some more since the mark
+    assert "held open" == h.output.stop_draining()  # the test still holds the pipe
+    os.close(h.child_end)
+    assert b"z\n" == h.printed()
