@@ -63,8 +63,12 @@ def _end_what_the_test_started():
 OUR_TEMPORARY = ("staticx-", "_MEI", "sm-entry-", ".sm-entry-", "pymp-")
 
 
+PRIVATE_TMPDIR = "sm-entry-tests-"  # each run's own TMPDIR, checked apart (runs may overlap)
+
+
 def _tmp_entries() -> set[str]:
-    return {name for name in os.listdir("/tmp") if name.startswith(OUR_TEMPORARY)}
+    return {name for name in os.listdir("/tmp")
+            if name.startswith(OUR_TEMPORARY) and not name.startswith(PRIVATE_TMPDIR)}
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -79,7 +83,7 @@ def _nothing_left_behind():
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     before = _tmp_entries()
-    private = tempfile.mkdtemp(prefix="sm-entry-tests-")
+    private = tempfile.mkdtemp(prefix=PRIVATE_TMPDIR)
     os.environ["TMPDIR"] = tempfile.tempdir = private
     yield
     deadline = time.monotonic() + 10
@@ -89,7 +93,7 @@ def _nothing_left_behind():
     described = [_describe(pid) for pid in left]
     tree.signal_each(left, signal.SIGKILL)
     _reap()
-    added = sorted(_tmp_entries() - before - {os.path.basename(private)})
+    added = sorted(_tmp_entries() - before)
     added += sorted(f"{private}/{name}" for name in os.listdir(private)
                     if not name.startswith("pytest-of-"))
     shutil.rmtree(private, ignore_errors=True)
