@@ -101,3 +101,51 @@ def test_a_failed_write_drops_and_counts_the_rest():
         assert out.flush(10)
     assert "stdout: No space left on device" == out.error
     assert 8 == out.dropped_bytes
+
+
+def test_room_is_announced_at_once_when_the_queue_is_already_low():
+    loop = EventLoop()
+    r, w = os.pipe()
+    out = OutputWriter(w, "stdout", loop)
+    called = []
+    out.when_room(lambda: (called.append(True), loop.stop()))
+    loop.call_later(5, loop.stop)
+    loop.run_forever()
+    assert [True] == called
+    os.close(r)
+    os.close(w)
+    loop.close()
+
+
+def test_after_a_forced_line_end_the_next_record_goes_straight_out(monkeypatch):
+    monkeypatch.setattr(writer_module, "HOLD_RECORDS_S", 0.05)
+    loop = EventLoop()
+    r, w = os.pipe()
+    out = OutputWriter(w, "stderr", loop)
+    out.write(b"50%")
+    out.write_record(b"first\n")
+    loop.call_later(0.2, loop.stop)
+    loop.run_forever()
+    out.write_record(b"second\n")  # at a line start now: no extra line end
+    assert out.flush(10)
+    os.close(w)
+    loop.close()
+    assert b"50%\nfirst\nsecond\n" == read_all(r)
+    os.close(r)
+
+
+def test_a_stdout_someone_made_non_blocking_still_gets_everything():
+    r, w = os.pipe()
+    os.set_blocking(w, False)  # as a shared stdout can be
+    out = OutputWriter(w, "stdout")
+    data = os.urandom(1 << 20)  # far more than the pipe holds
+    out.write(data)
+    received = []
+    reader = threading.Thread(target=lambda: received.append(read_all(r)))
+    reader.start()
+    assert out.flush(30)
+    os.close(w)
+    reader.join()
+    os.close(r)
+    assert data == received[0]
+    assert out.error is None
