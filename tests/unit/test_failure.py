@@ -327,3 +327,17 @@ def test_an_exception_line_longer_than_a_record_still_ends_its_traceback():
     assert tail.traceback is not None and tail.traceback.endswith(message[-1000:])
     assert describe("train.py", 1, None, None, None, 110, tail).startswith("ValueError: huge yyy")
     assert ["after"] == tail.last_lines(1)
+
+
+def test_more_edges_of_the_tail_and_the_reason(tmp_path):
+    tail = tail_with(Record("\n".join(f"r{i}" for i in range(30)), "group"))
+    assert [f"r{i}" for i in range(15, 30)] == tail.last_lines(15)
+    tail = tail_with(Record(TRACEBACK, "traceback"), Record("late piece", "traceback", 2))
+    assert TRACEBACK == tail.traceback  # a piece whose start was lost does not break the tail
+    assert "run.sh" == program_label(["bash", "run.sh"])
+    assert "train.py was killed by SIGSEGV (signal 11) (exit code 139)." == describe(
+        "train.py", 139, signal.SIGSEGV, signal.SIGTERM, None, 110, StderrTail())
+    from supervisor.train.failure import write_failure
+
+    (tmp_path / "output").mkdir()
+    assert write_failure(str(tmp_path / "output" / "failure"), "x")
