@@ -123,12 +123,80 @@ exit 5
 
 
 def test_leftovers_of_the_group_are_stopped_and_the_code_kept(sm_entry):
-    proc = Run([*sm_entry, "sh", "-c", LEFTOVER])
+    proc = Run([*sm_entry, "--stop-timeout", "20", "sh", "-c", LEFTOVER])
     try:
         bg = int(proc.wait_for_line(r"bg (\d+)").group(1))
+        started = time.monotonic()
         assert 5 == proc.wait()
+        assert time.monotonic() - started < 10  # the sleep dies of SIGTERM: no waiting for the timeout
         wait_until(lambda: process_state(bg) is None, what="the background sleep to be gone")
+        leftover = [e for e in events(proc) if e["msg"] == "main process exited; stopping the rest of its process tree"]
+        assert 1 == len(leftover) and 1 <= leftover[0]["processes"]
     finally:
+        proc.close()
+
+
+def events(proc):
+    """sm-entry's own JSON events, once it has exited."""
+    return [json.loads(line) for line in proc.stderr_text().splitlines()
+            if line.startswith("{") and '"src":"sm-entry"' in line]
+
+
+def test_events_say_exactly_what_happened(sm_entry):
+    proc = Run([*sm_entry, "--log-format", "json", *signals_child("0")])
+    try:
+        proc.wait_for_line("ready")
+        proc.kill(signal.SIGUSR1)
+        proc.wait_for_line("got SIGUSR1")
+        proc.kill(signal.SIGTERM)
+        assert 0 == proc.wait()
+        messages = [e["msg"] for e in events(proc)]
+        assert ["sm-entry started", "child started", "signal forwarded", "stop requested",
+                "signal forwarded", "child exited"] == messages
+    finally:
+        proc.close()
+
+
+def test_a_child_without_leftovers_ends_without_a_leftover_stop(sm_entry):
+    proc = Run([*sm_entry, "--log-format", "json", "seq", "200000"])
+    try:
+        assert 0 == proc.wait()
+        assert 200000 == len([line for line in proc.lines if '"stream":"stdout"' in line])
+        assert ["sm-entry started", "child started", "child exited"] == [e["msg"] for e in events(proc)]
+    finally:
+        proc.close()
+
+
+HOLDER = """
+import os, sys, time
+child = int(sys.argv[1])
+holder = os.open(f"/proc/{child}/fd/1", os.O_WRONLY)  # the child's stdout pipe, from outside
+print("holding", flush=True)
+time.sleep(0.5)
+os.write(holder, b"late line from outside\\n")
+time.sleep(30)
+"""
+
+
+def test_a_pipe_held_open_outside_the_tree_is_read_then_let_go(sm_entry):
+    proc = Run([*sm_entry, "--drain-timeout", "2", "--log-format", "json", "sh", "-c",
+                "echo \"pid $$\"; read line < /dev/stdin || sleep 1; exit 3"],
+               stdin=subprocess.PIPE)
+    holder = None
+    try:
+        child = int(json.loads(proc.wait_for_line(r'"msg":"pid \d+"').string)["msg"].split()[1])
+        holder = subprocess.Popen([SYSTEM_PYTHON, "-c", HOLDER, str(child)], stdout=subprocess.PIPE)
+        assert b"holding" in holder.stdout.readline()
+        proc.proc.stdin.close()  # the child exits; the holder keeps its stdout pipe open
+        assert 3 == proc.wait()
+        assert any("late line from outside" in line for line in proc.lines)
+        held = [e for e in events(proc) if e["msg"].startswith("output pipes still held open")]
+        assert 1 == len(held)
+    finally:
+        if holder is not None:
+            holder.kill()
+            holder.wait()
+            holder.stdout.close()
         proc.close()
 
 
