@@ -67,6 +67,8 @@ PRIVATE_TMPDIR = "sm-entry-tests-"  # each run's own TMPDIR, checked apart (runs
 
 
 def _tmp_entries() -> set[str]:
+    if os.environ.get("SM_ENTRY_TESTS_SHARED_TMP") == "1":
+        return set()  # other runs use /tmp meanwhile (make mutation); the private TMPDIR counts
     return {name for name in os.listdir("/tmp")
             if name.startswith(OUR_TEMPORARY) and not name.startswith(PRIVATE_TMPDIR)}
 

@@ -5,13 +5,22 @@ import os
 import shlex
 import signal
 import subprocess
+import sys
 import tarfile
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.support import REPO, Pid1, Run, require_root, require_tool, signal_when_ready
+from tests.support import (
+    REPO,
+    SOURCE_COMMAND,
+    Pid1,
+    Run,
+    require_root,
+    require_tool,
+    signal_when_ready,
+)
 
 EXAMPLE = REPO / "examples"
 
@@ -426,3 +435,19 @@ def test_bad_interpreter_in_the_code_dir_is_126(sm_entry, tmp_path):
                             timeout=60, cwd="/", env=env(SAGEMAKER_PROGRAM="run"))
     assert 126 == result.returncode
     assert "bad interpreter" in failure(root)
+
+
+@pytest.mark.parametrize("mode", ["train", "command"])
+def test_train_and_plain_commands_import_no_serve_or_s3_machinery(tmp_path, mode):
+    # Their start-up must not pay for asyncio, uvloop, httptools or botocore.
+    root = make_tree(tmp_path / "ml", hyperparameters={"sagemaker_program": '"train.py"'},
+                     code={"train.py": "print('trained')"})
+    args = ["--root", str(root), "train"] if mode == "train" else ["/bin/echo", "trained"]
+    result = subprocess.run([sys.executable, "-X", "importtime", *SOURCE_COMMAND[1:], *args],
+                            capture_output=True, text=True, timeout=120, env=env())
+    assert 0 == result.returncode, result.stderr[-2000:]
+    assert "trained" in result.stdout
+    modules = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines()
+               if line.startswith("import time:")}
+    assert "supervisor.cli" in modules  # -X importtime did list our imports
+    assert set() == modules & {"asyncio", "uvloop", "httptools", "botocore", "supervisor.serve"}

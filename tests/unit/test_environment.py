@@ -246,6 +246,7 @@ def test_hyperparameter_variables_follow_the_toolkit_quirks(hyperparameters, nam
         ({"SAGEMAKER_PROGRAM": "env.py"}, {"sagemaker_program": '"hp.py"'}, "env.py", "env", "env.py"),
         ({"SAGEMAKER_PROGRAM": ""}, {"sagemaker_program": '"hp.py"'}, "hp.py", "", "hp.py"),
         ({"SAGEMAKER_PROGRAM": ""}, {}, "", "", None),
+        ({}, {"sagemaker_program": '""'}, "", "", None),
     ],
 )
 def test_the_entry_point_comes_from_sagemaker_program_first(environ, hyperparameters, entry, module, returned):
@@ -349,6 +350,8 @@ FLAGS = [
         ({"sagemaker_distribution_instance_groups": "[]", "sagemaker_mpi_enabled": "true"}, [], [], "algo-1"),
         ({"sagemaker_distribution_instance_groups": '["nope"]'}, ["nope"], [], "algo-1"),
         ({"sagemaker_distribution_instance_groups": '"train22"'}, "train22", ["algo-4", "algo-3"], "algo-4"),
+        # a number is no list of groups: the toolkit's `in` would raise; no group takes part
+        ({"sagemaker_distribution_instance_groups": "5"}, 5, [], "algo-1"),
     ],
 )
 def test_distribution_groups_pick_the_hosts_and_the_master(hyperparameters, groups, hosts, master):
@@ -429,6 +432,9 @@ def cgroup(tmp_path, files):
         ({"cpu.max": "150000 100000\n"}, 2),
         ({"cpu.max": "50000 100000\n"}, 1),
         ({"cpu.max": "1000 100000\n"}, 1),
+        ({"cpu.max": "1 100000\n"}, 1),
+        ({"cpu.max": "5 1\n"}, 5),
+        ({"cpu.max": "100000 0\n"}, 8),
         ({"cpu.max": "max 100000\n"}, 8),
         ({"cpu.max": "6400000 100000\n"}, 8),
         ({"cpu.max": "garbage\n"}, 8),

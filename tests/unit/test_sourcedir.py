@@ -375,3 +375,31 @@ def test_files_keep_their_mtime(tmp_path):
     code.mkdir()
     extract_archive(archive(tmp_path / "a.tar.gz", [("a", "file", "x", {"mtime": 1_600_000_000})]), str(code))
     assert 1_600_000_000 == os.stat(code / "a").st_mtime
+
+
+def test_the_size_cap_counts_every_file_not_only_the_largest(tmp_path, monkeypatch):
+    monkeypatch.setattr(sourcedir, "MAX_TOTAL_BYTES", 10)
+    message = refused(tmp_path, [("a", "file", "x" * 6), ("b", "file", "y" * 6)])
+    assert "more than 10 bytes of files" in message
+
+
+def test_a_code_directory_that_cannot_be_made_is_named(tmp_path):
+    blocker = tmp_path / "code"
+    blocker.write_text("a file where the code directory should be")
+    with pytest.raises(errors.SetupError) as info:
+        deliver(str(tmp_path / "src"), str(blocker))
+    assert str(info.value).startswith(f"code directory {blocker}: ")
+
+
+def test_a_staging_directory_that_cannot_be_made_is_named(tmp_path, monkeypatch):
+    # a full disk cannot be made here; the error tempfile raises on one is
+    def no_space(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    code = tmp_path / "code"
+    code.mkdir()
+    path = archive(tmp_path / "a.tar.gz", [("a.py", "file", "A = 1")])
+    monkeypatch.setattr(sourcedir.tempfile, "mkdtemp", no_space)
+    with pytest.raises(errors.SetupError) as info:
+        extract_archive(path, str(code))
+    assert str(info.value) == f"{path}: cannot stage into {code}: No space left on device"
