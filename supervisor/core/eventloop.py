@@ -25,6 +25,7 @@ import itertools
 import os
 import selectors
 import signal
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine, Generator
@@ -143,6 +144,8 @@ class EventLoop:
     def __init__(self) -> None:
         self._selector = selectors.DefaultSelector()
         self._ready: deque[Handle] = deque()
+        self._closed = False
+        self._closing = threading.Lock()  # call_soon_threadsafe from a thread vs close()
         self._timers: list[tuple[float, int, TimerHandle]] = []
         self._sequence = itertools.count()
         self._signal_handlers: dict[int, Handle] = {}
@@ -162,10 +165,13 @@ class EventLoop:
 
     def call_soon_threadsafe(self, callback: Callback, *args: Any) -> Handle:
         handle = Handle(callback, args)
-        self._ready.append(handle)  # deque.append is atomic
-        # No signal has number 0; a full pipe wakes the loop anyway.
-        with contextlib.suppress(BlockingIOError):
-            os.write(self._wakeup_write, b"\0")
+        with self._closing:
+            if self._closed:  # a thread outlived the loop: its fds may be another's by now
+                return handle
+            self._ready.append(handle)  # deque.append is atomic
+            # No signal has number 0; a full pipe wakes the loop anyway.
+            with contextlib.suppress(BlockingIOError):
+                os.write(self._wakeup_write, b"\0")
         return handle
 
     def create_future(self) -> Future:
@@ -219,14 +225,17 @@ class EventLoop:
         self._stopping = True
 
     def close(self) -> None:
+        with self._closing:
+            self._closed = True
         for signum in list(self._signal_handlers):
             self.remove_signal_handler(signum)
         if self._previous_wakeup_fd is not None:
             signal.set_wakeup_fd(self._previous_wakeup_fd)
             self._previous_wakeup_fd = None
         self._selector.close()
-        os.close(self._wakeup_read)
-        os.close(self._wakeup_write)
+        with self._closing:
+            os.close(self._wakeup_read)
+            os.close(self._wakeup_write)
 
     # internals ------------------------------------------------------------
     def _run_once(self) -> None:

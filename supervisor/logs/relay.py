@@ -89,7 +89,7 @@ class StreamRelay:
         try:
             data = os.read(self.fd, READ_SIZE)
         except BlockingIOError:
-            return False
+            return False  # nothing to read now
         except OSError:
             data = b""
         if not data:
@@ -211,7 +211,7 @@ class StreamRelay:
         import select
 
         if self._eof:
-            return True
+            return True  # read to its end already
         poller = select.poll()
         poller.register(self.fd, select.POLLIN | select.POLLHUP)
         return any(events & select.POLLHUP for _, events in poller.poll(0))
@@ -220,7 +220,7 @@ class StreamRelay:
         """Others still hold the pipe open: take what is in it now, then stop reading it."""
         for _ in range(PIPE_SIZE // READ_SIZE + 1):
             if self._eof or not self._read_once():
-                break
+                break  # all there was, for now
         self._end_of_file()
 
     def abandon(self) -> None:
@@ -228,7 +228,7 @@ class StreamRelay:
         self.lost_bytes += sum(len(item.text) + 1 for item in self._pending)
         self._pending.clear()
         if not self._eof:
-            self._eof = True
+            self._eof = True  # given up, not read to its end
             self._stop_reading()
             os.close(self.fd)
         self._finish()

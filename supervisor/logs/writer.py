@@ -143,7 +143,10 @@ class OutputWriter:
                     callbacks, self._room_callbacks = self._room_callbacks, []
                 self._cond.notify_all()
             for callback in callbacks:
-                self.loop.call_soon_threadsafe(callback)
+                try:
+                    self.loop.call_soon_threadsafe(callback)
+                except RuntimeError:  # asyncio's loop is closed: nobody waits for room any more
+                    break
 
     def _write_all(self, data: bytes) -> None:
         view = memoryview(data)

@@ -100,3 +100,15 @@ def test_a_callback_from_another_thread_wakes_the_loop():
     loop.run_forever()
     loop.close()
     assert [1] == got
+
+
+def test_a_thread_that_outlives_the_loop_writes_into_no_fd():
+    loop = EventLoop()
+    loop.close()
+    reused_r, reused_w = os.pipe()  # may take the numbers the loop's wakeup pipe had
+    loop.call_soon_threadsafe(lambda: None)
+    os.set_blocking(reused_r, False)
+    with pytest.raises(BlockingIOError):
+        os.read(reused_r, 1)
+    os.close(reused_r)
+    os.close(reused_w)

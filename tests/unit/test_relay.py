@@ -4,6 +4,8 @@ import contextlib
 import json
 import os
 
+import pytest
+
 from supervisor.core.eventloop import EventLoop
 from supervisor.logs import relay as relay_module
 from supervisor.logs.relay import ChildOutput
@@ -13,13 +15,13 @@ from supervisor.logs.writer import OutputWriter
 class Harness:
     """A ChildOutput whose child's ends the test holds, writing into pipes the test reads."""
 
-    def __init__(self, log_format, relay_stderr=False):
+    def __init__(self, log_format, relay_stderr=False, framer_options=None):
         self.loop = EventLoop()
         self.out_r, out_w = os.pipe()
         self.stdout = OutputWriter(out_w, "stdout", self.loop)
         self.stderr = OutputWriter(2, "stderr", self.loop)
         self.output = ChildOutput(self.loop, log_format, {"mode": "run"}, self.stdout, self.stderr,
-                                  relay_stderr=relay_stderr)
+                                  relay_stderr=relay_stderr, framer_options=framer_options)
         self.child_end = os.dup(self.output.child_fd("stdout"))
         self.output.started(4242)
 
@@ -157,6 +159,8 @@ def test_reading_stops_while_our_output_is_full(monkeypatch):
     while deadline:
         h.loop.call_later(0.02, h.loop.stop)
         h.loop.run_forever()
+        # room again: it reads on, and pauses again each time our output is full
+        assert h.stdout.pending_bytes < (8 << 10) + relay_module.READ_SIZE
         try:
             received += os.read(h.out_r, 1 << 20)
         except BlockingIOError:
@@ -205,10 +209,14 @@ def test_a_stalled_reader_of_our_output_is_given_up_and_the_loss_counted(monkeyp
     h.loop.run_forever()
     assert not h.output.closed
     h.output.drain_started()  # the job's processes are gone
+    relay = h.output.relays["stdout"]
+    pending = sum(len(item.text) + 1 for item in relay._pending)  # each line and its newline
+    assert pending > 0
     assert "stalled" == h.output.stop_draining()  # nothing written for a whole drain timeout
     assert h.output.closed
-    lost = h.output.summary()["output_lost_bytes"]
-    assert lost > 0
+    assert pending == h.output.summary()["output_lost_bytes"]
+    with pytest.raises(OSError):  # the child's pipe is closed, not left open
+        os.fstat(relay.fd)
     os.close(h.out_r)
     h.stdout.flush(5)
     os.close(h.stdout.fd)
@@ -223,3 +231,105 @@ def test_a_reader_that_keeps_reading_is_not_given_up():
     assert "held open" == h.output.stop_draining()  # the test still holds the pipe
     os.close(h.child_end)
     assert b"z\n" == h.printed()
+
+
+def _batches(monkeypatch, items):
+    """How the pending items are cut into batches of BATCH_LINES = 7 lines."""
+    from collections import deque
+
+    monkeypatch.setattr(relay_module, "BATCH_LINES", 7)
+    h = Harness("json")
+    relay = h.output.relays["stdout"]
+    relay._pending = deque(items)
+    batches = []
+    while relay._pending:
+        batches.append(relay._take_batch())
+    os.close(h.child_end)
+    h.run_until_closed()
+    h.printed()
+    return batches
+
+
+def test_a_batch_counts_the_lines_of_each_block_and_splits_the_one_that_overflows(monkeypatch):
+    from supervisor.logs.framing import Lines
+
+    batches = _batches(monkeypatch, [Lines("a\nb\nc\nd"), Lines("e\nf\ng\nh\ni"), Lines("j")])
+    assert [[Lines("a\nb\nc\nd"), Lines("e\nf\ng")], [Lines("h\ni"), Lines("j")]] == batches
+
+
+def test_a_batch_counts_each_record_as_one_line(monkeypatch):
+    from supervisor.logs.framing import Record
+
+    records = [Record(f"r{i}", "traceback") for i in range(9)]
+    assert [records[:7], records[7:]] == _batches(monkeypatch, records)
+
+
+def test_empty_lines_are_lines_when_a_block_is_split(monkeypatch):
+    from supervisor.logs.framing import Lines
+
+    assert (Lines("a\n"), Lines("b")) == relay_module._take_lines(Lines("a\n\nb"), 2)
+    assert (Lines("a\n\n"), Lines("")) == relay_module._take_lines(Lines("a\n\n\n"), 3)
+
+
+def test_a_renderer_that_fails_still_writes_the_lines_as_text():
+    h = Harness("json")
+
+    def broken(items, now):
+        raise ValueError("a bug of ours")
+
+    h.output.relays["stdout"].render = broken
+    os.write(h.child_end, b"first\nsecond\n")
+    os.close(h.child_end)
+    h.run_until_closed()
+    assert b"first\nsecond\n" == h.printed()
+
+
+def test_a_later_deadline_is_timed_after_an_earlier_one_fired():
+    # A held line (due after 0.2 s) and a progress state (due later): the first timer
+    # releases the line and must arm the next one for the progress state.
+    h = Harness("json", framer_options={"progress_interval": 0.6})
+    os.write(h.child_end, b"a line\n")  # held 0.2 s for continuation lines
+    h.loop.call_later(0.05, os.write, h.child_end, b"progress 10%\r")  # shown at once
+    h.loop.call_later(0.1, os.write, h.child_end, b"progress 20%\r")  # due at 0.65 s
+    h.loop.call_later(1.5, h.loop.stop)
+    h.loop.run_forever()
+    assert h.stdout.flush(10)
+    os.set_blocking(h.out_r, False)
+    before_the_end = [json.loads(line)["msg"] for line in os.read(h.out_r, 65536).splitlines()]
+    assert ["a line", "progress 10%", "progress 20%"] == before_the_end
+    os.close(h.child_end)
+    h.run_until_closed()
+    h.printed()
+
+
+def test_text_format_shows_what_a_terminal_would_of_redrawn_lines():
+    h = Harness("text")
+    os.write(h.child_end, b"10%\r20%\r100%\nnext\n")
+    os.close(h.child_end)
+    h.run_until_closed()
+    assert b"100%\nnext\n" == h.printed()
+
+
+def test_a_reader_that_stops_reading_later_is_given_up_at_the_next_check(monkeypatch):
+    from supervisor.logs import writer as writer_module
+
+    monkeypatch.setattr(writer_module, "HIGH_WATER", 8 << 10)
+    monkeypatch.setattr(writer_module, "LOW_WATER", 2 << 10)
+    h = Harness("json")
+    os.set_blocking(h.child_end, False)
+    with contextlib.suppress(BlockingIOError):
+        for _ in range(400):
+            os.write(h.child_end, b"y" * 1023 + b"\n")
+    os.close(h.child_end)
+    h.loop.call_later(0.5, h.loop.stop)
+    h.loop.run_forever()
+    h.output.drain_started()
+    h.stdout.written_bytes += 1  # our output moved during the first drain timeout
+    assert h.output.stop_draining() is None
+    assert not h.output.closed
+    assert "stalled" == h.output.stop_draining()  # and not during the second
+    assert h.output.closed
+    os.close(h.out_r)
+    assert h.stdout.flush(5), (h.stdout.pending_bytes, h.stdout.error)
+    os.close(h.stdout.fd)
+    h.loop.close()
