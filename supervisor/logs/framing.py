@@ -266,7 +266,7 @@ class LineFramer:
                 # A traceback keeps its exception line, however long the message
                 # (emitted as traceback pieces if need be): it is the failure reason.
                 self._held.append(line)
-                self._held_size += len(line) + 1
+                self._held_size += len(line) + 1  # with its exception line
                 self._held_at = now
                 if self._held_size >= self.safe_line_chars:
                     self._release(out)

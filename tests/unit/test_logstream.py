@@ -393,3 +393,110 @@ def test_a_group_too_long_for_one_record_comes_in_numbered_pieces_of_its_kind():
     assert len(pieces) >= 2
     assert list(range(1, len(pieces) + 1)) == [p.part for p in pieces]
     assert len(pieces) == pieces[-1].parts and all(p.parts == 0 for p in pieces[:-1])
+
+
+# ------------------------------------------------------------ edges found by make mutation
+SMALL = 2048 + 600  # max_record_bytes: a budget of 600 escaped bytes, 100 safe characters
+
+
+def test_a_three_byte_character_cut_short_after_its_second_byte_is_held():
+    assert 1 == complete_prefix_length(b"a\xe0\xa4")  # U+0900.. starts with 0xE0
+
+
+def test_a_read_that_begins_with_a_newline_ends_the_line_before_it_at_once():
+    framer = LineFramer()
+    assert [] == framer.feed(b"line one\n", 0.0)  # held: an indented line may follow
+    assert [("line", "line one")] == flat(framer.feed(b"\nrest", 0.0))
+
+
+def test_a_blank_line_first_in_a_read_after_a_traceback_loses_nothing():
+    items = frame([(TRACEBACK + "\n").encode(), b"\nnext line\nother line\n"])
+    assert [("traceback", TRACEBACK), ("line", ""), ("line", "next line"),
+            ("line", "other line")] == flat(items)
+
+
+def test_a_growing_group_is_due_when_its_last_line_goes_idle():
+    framer = LineFramer(group_idle=0.2)
+    framer.feed(b"head\n", 10.0)
+    framer.feed(b"  more\n", 11.0)
+    assert 11.2 == pytest.approx(framer.next_deadline())
+
+
+def test_an_over_long_source_line_in_a_traceback_is_not_taken_for_its_exception():
+    framer = LineFramer(max_record_bytes=SMALL)
+    long_source = "    x = '" + "y" * 700 + "'"  # over the budget: it cannot be held
+    items = frame([f"Traceback (most recent call last):\n  File \"t.py\", line 1\n{long_source}\n"
+                   "ValueError: v\n".encode()], framer)
+    pieces = [text for kind, text in flat(items) if kind == "part"]
+    assert long_source == "".join(pieces)  # the source line, in pieces, not held as the exception
+
+
+def test_a_blank_line_inside_a_traceback_does_not_join_the_next_unrelated_one():
+    first = ("Traceback (most recent call last):\n  File \"a.py\", line 1\n\n"
+             "ValueError: a")
+    second = "Traceback (most recent call last):\n  File \"b.py\", line 1\nKeyError: 'b'"
+    items = frame([f"{first}\n{second}\n".encode()])
+    assert [("traceback", first), ("traceback", second)] == flat(items)
+
+
+def test_a_lone_traceback_start_gone_idle_keeps_its_blank_line_out():
+    framer = LineFramer(group_idle=0.2)
+    framer.feed(b"Traceback (most recent call last):\n\n", 0.0)
+    framer.feed(b"", 0.0)
+    items = framer.release_due(1.0)
+    assert [("traceback", "Traceback (most recent call last):"), ("line", "")] == flat(items)
+
+
+# the cut (100 bytes from the end) falls on a lead byte, an even and an odd continuation byte
+@pytest.mark.parametrize("state", ["é" * 400, "€" * 400, "é" * 400 + "x"])
+def test_an_over_long_progress_state_keeps_its_newest_whole_characters(state):
+    framer = LineFramer(max_record_bytes=SMALL)
+    items = framer.feed(b"0%\r" + state.encode() + b"\r", 0.0)
+    progress = [text for kind, text in flat(items) if kind == "progress"]
+    assert progress and "\ufffd" not in progress[-1]
+    assert state.endswith(progress[-1]) and 0 < len(progress[-1].encode()) <= 100
+
+
+def test_an_unfinished_line_of_many_budgets_loses_no_piece():
+    framer = LineFramer(max_record_bytes=SMALL)
+    line = "".join(f"{i:04d}" for i in range(500))  # 2000 characters: several pieces
+    items = frame([line.encode(), b"\n"], framer)
+    pieces = [text for kind, text in flat(items) if kind == "part"]
+    assert len(pieces) >= 4 and line == "".join(pieces)
+
+
+def test_an_unfinished_long_line_ending_in_crlf_loses_only_the_carriage_return():
+    framer = LineFramer(max_record_bytes=SMALL)
+    line = "".join(f"{i:04d}" for i in range(300))
+    items = frame([line.encode(), b"\r\n"], framer)
+    pieces = [text for kind, text in flat(items) if kind == "part"]
+    assert line == "".join(pieces)
+
+
+def test_invalid_utf8_ending_a_progress_bar_or_a_last_line_is_replaced():
+    framer = LineFramer()
+    framer.feed(b"10%\r", 0.0)
+    assert [("progress", "caf\ufffd done")] == flat(framer.feed(b"caf\xe9 done\n", 0.0))
+    framer = LineFramer()
+    assert [("line", "caf\ufffd")] == flat(frame([b"caf\xe9"], framer))
+
+
+def test_a_progress_state_of_exactly_the_budget_is_kept_whole():
+    framer = LineFramer(max_record_bytes=SMALL)
+    items = framer.feed(b"0%\r" + b"a" * 600 + b"\r", 0.0)
+    assert ["a" * 600] == [text for kind, text in flat(items) if kind == "progress"][-1:]
+
+
+def test_a_long_progress_state_of_stray_continuation_bytes_is_survived():
+    framer = LineFramer(max_record_bytes=SMALL)
+    framer.feed(b"0%\r" + b"\x80" * 700 + b"\r", 0.0)
+    assert all(kind == "progress" for kind, _ in flat(framer.close()))
+
+
+def test_output_of_only_carriage_returns_shows_nothing():
+    assert all(text == "" for _, text in flat(frame([b"\r\r"])))
+
+
+def test_invalid_utf8_in_a_progress_state_is_replaced():
+    items = LineFramer().feed(b"0%\r\xff ok\r", 0.0)
+    assert ("progress", "\ufffd ok") == flat(items)[-1]
