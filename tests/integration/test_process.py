@@ -4,12 +4,15 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 
 import pytest
 
+from supervisor.core import tree
 from tests.support import (
     CHILDREN,
+    REPO,
     SYSTEM_PYTHON,
     Run,
     process_state,
@@ -419,3 +422,34 @@ def test_the_childs_output_is_relayed_as_records_and_it_gets_default_signals(sm_
         assert not ignored >> (signal.SIGPIPE - 1) & 1  # Python ignores SIGPIPE; the child must not
     finally:
         proc.close()
+
+
+def test_at_the_stop_timeout_the_whole_tree_is_killed_at_once(sm_entry):
+    # The main child and a worker both ignore SIGTERM: one SIGKILL round takes both.
+    proc = Run([*sm_entry, "--stop-timeout", "1", "--log-format", "json", "sh", "-c",
+                'trap "" TERM; sleep 1000 & echo "worker $!"; echo ready; wait'])
+    try:
+        worker = int(proc.wait_for_line(r'"msg":"worker \d+"').string.split('"msg":"worker ')[1]
+                     .split('"')[0])
+        proc.wait_for_line("ready")
+        proc.kill(signal.SIGTERM)
+        assert 137 == proc.wait()
+        kills = [e for e in events(proc) if e["msg"] == "killing the process tree"]
+        assert [("stop timeout", 2)] == [(e["reason"], e["processes"]) for e in kills]
+        assert not tree.exists(worker)
+    finally:
+        proc.close()
+
+
+def test_an_internal_error_is_one_line_and_exit_70():
+    # A bug of ours (here: app.run raising) must not look like the child's or docker's failure.
+    script = (f"import sys; sys.path.insert(0, {str(REPO)!r})\n"
+              "from supervisor import app, cli\n"
+              "def broken(*args): raise RuntimeError('a bug of ours')\n"
+              "app.run = broken\n"
+              "cli.main(['/bin/true'])\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=60)
+    assert 70 == result.returncode
+    assert "internal error: RuntimeError: a bug of ours" in result.stderr
+    assert "Traceback" not in result.stderr

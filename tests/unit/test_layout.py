@@ -50,3 +50,9 @@ def test_the_core_and_the_logs_import_no_mode(package):
 def test_a_mode_is_not_imported_by_another():
     assert [] == reaching(sorted((PACKAGE / "serve").glob("*.py")), ("supervisor.train",))
     assert [] == reaching(sorted((PACKAGE / "train").glob("*.py")), ("supervisor.serve",))
+
+
+def test_the_tests_import_the_checkout_they_live_in():
+    import supervisor
+
+    assert Path(supervisor.__file__).resolve().is_relative_to(PACKAGE.parent)
