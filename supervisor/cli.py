@@ -245,10 +245,17 @@ def _key_values(ctx: click.Context, param: click.Parameter,
 @click.option("--host-wait", envvar="SM_ENTRY_HOST_WAIT", show_envvar=True,
               type=click.FloatRange(min=0), default=15 * 60.0, show_default=True,
               metavar="SECONDS", help="Multi-host: how long the other hosts may take to resolve.")
+@click.option("--launcher", envvar="SM_ENTRY_LAUNCHER", show_envvar=True,
+              type=click.Choice(["auto", "torchrun", "mpi", "none"]), default="auto",
+              show_default=True,
+              help="Start the program under torchrun on every host of the job (one rank per "
+              "GPU, else per Neuron core, else sagemaker_mpi_num_of_processes_per_host), or "
+              "alone. auto: torchrun when the hyperparameters enable torch_distributed or "
+              "pytorch_ddp.")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 @click.pass_context
 def train(ctx: click.Context, /, hyperparameters: tuple[tuple[str, str], ...],
-          channels: tuple[tuple[str, str], ...], host_wait: float,
+          channels: tuple[tuple[str, str], ...], host_wait: float, launcher: str,
           command: tuple[str, ...], **_options: Any) -> Settings:
     """Run a SageMaker training job, as the sagemaker-training toolkit would.
 
@@ -267,7 +274,7 @@ def train(ctx: click.Context, /, hyperparameters: tuple[tuple[str, str], ...],
       sm-entry train --root /tmp/ml --hp epochs=3 --channel train=./data -- python3 train.py
     """
     return _settings(ctx, Mode.TRAIN, command, hyperparameters=hyperparameters,
-                     channels=channels, host_wait=host_wait)
+                     channels=channels, host_wait=host_wait, launcher=launcher)
 
 
 @cli.command(context_settings=CONTEXT)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 import selectors
@@ -29,6 +30,7 @@ SOURCE_COMMAND = [
     f"import sys; sys.path.insert(0, {str(REPO)!r}); import runpy; "
     "runpy.run_module('supervisor', run_name='__main__', alter_sys=True)",
 ]
+VENV_PYTHON = REPO / ".venv" / "bin" / "python"  # with torch: `make test` installs it
 TIMEOUT = 30.0  # a generous bound for anything that should take milliseconds
 
 
@@ -250,3 +252,17 @@ def signal_names(run: Run) -> list[str]:
 
 
 __all__ = ["signal"]
+
+
+@functools.cache
+def torch_problem() -> str | None:
+    """Why .venv/bin/python cannot run the job, or None."""
+    if not VENV_PYTHON.exists():
+        return f"{VENV_PYTHON} does not exist (make builds the venv)"
+    result = subprocess.run([str(VENV_PYTHON), "-c", "import torch"], stdin=subprocess.DEVNULL,
+                            capture_output=True, text=True, timeout=120)
+    if result.returncode != 0:
+        last = (result.stderr.strip().splitlines() or ["?"])[-1]
+        return (f"torch is not importable by {VENV_PYTHON} ({last}); "
+                "CI installs it: .venv/bin/pip install torch==2.13.0")
+    return None

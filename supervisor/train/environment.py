@@ -248,6 +248,30 @@ def master_host(config: TrainingConfig) -> str:
     return str(_cluster(config.resource_config, framework).master_hostname)
 
 
+@dataclass(frozen=True)
+class Distribution:
+    """What a launcher needs: the framework parameters and who takes part, in order."""
+
+    framework: dict[str, Any]
+    hosts: list[str]  # the distribution hosts (all hosts without instance groups)
+    current_host: str
+    master: str
+    interface: str
+
+
+def distribution(config: TrainingConfig) -> Distribution:
+    _, framework, _ = hp.split(hp.decode(config.hyperparameters))
+    rc = config.resource_config
+    cluster = _cluster(rc, framework)
+    return Distribution(
+        framework=dict(framework),
+        hosts=[str(host) for host in cluster.distribution_hosts],
+        current_host=str(cluster.current_host),
+        master=str(cluster.master_hostname),
+        interface=str(rc.get("network_interface_name", DEFAULT_NETWORK_INTERFACE)),
+    )
+
+
 def current_instance_type(config: TrainingConfig) -> str:
     """The instance type resourceconfig.json names, "local" without one."""
     return str(config.resource_config.get("current_instance_type", DEFAULT_INSTANCE_TYPE))

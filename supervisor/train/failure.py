@@ -27,16 +27,25 @@ CHAIN_LINKS = {
     "The above exception was the direct cause of the following exception:": "cause",
     "During handling of the above exception, another exception occurred:": "context",
 }
+EARLIER_TRACEBACKS = 4  # a launcher's own traceback follows its rank's: look back this far
+RANK_PREFIX = "[rank"
+RANK_LINES = 60  # per rank: enough for a traceback's end
+# torchrun ends with this when a rank failed; its report names the first rank that failed.
+CHILD_FAILED = "torch.distributed.elastic.multiprocessing.errors.ChildFailedError:"
+ROOT_CAUSE = "Root Cause (first observed failure):"
 # PyTorch's way of saying a worker process died of SIGKILL.
 WORKER_KILLED = "killed by signal: Killed"
 OOM_HINT = ("most likely the kernel's out-of-memory killer (the instance ran out of memory)")
 
 
 class StderrTail:
-    """Observes the framed stderr of a child: its last traceback and last lines."""
+    """Observes the framed stderr of a child: its last tracebacks and last lines."""
 
     def __init__(self) -> None:
         self.traceback: str | None = None
+        self.earlier: deque[str] = deque(maxlen=EARLIER_TRACEBACKS)  # before the last one
+        # torch.distributed prefixes a rank's traceback lines with "[rankN]: ": by rank
+        self.rank_lines: dict[str, deque[str]] = {}
         self._traceback_pieces: list[str] = []
         self.lines: deque[str] = deque(maxlen=TAIL_LINES)
 
@@ -45,12 +54,28 @@ class StderrTail:
             return
         for item in items:
             if type(item) is Lines:
+                if RANK_PREFIX in item.text:
+                    self._add_rank_lines(item.text)
                 self.lines.extend(item.text.split("\n")[-TAIL_LINES:])
             elif isinstance(item, Record):
                 if item.kind == "traceback":
                     self._add_piece(item)
                 if item.text:
                     self.lines.extend(item.text.split("\n")[-TAIL_LINES:])
+
+    def _add_rank_lines(self, text: str) -> None:
+        for line in text.split("\n"):
+            if line.startswith(RANK_PREFIX):
+                rank, sep, rest = line[len(RANK_PREFIX):].partition("]: ")
+                if sep and rank.isdigit():
+                    kept = self.rank_lines.setdefault(rank, deque(maxlen=RANK_LINES))
+                    kept.append(rest)
+
+    def rank_traceback(self, rank: str) -> str | None:
+        """The last traceback a rank printed with its "[rankN]: " prefix."""
+        lines = list(self.rank_lines.get(rank, ()))
+        starts = [i for i, line in enumerate(lines) if line == TRACEBACK_START]
+        return "\n".join(lines[starts[-1]:]) if starts else None
 
     def _add_piece(self, item: Record) -> None:
         """A traceback arrives whole, or in pieces (part 1..n, n said on the last)."""
@@ -61,6 +86,8 @@ class StderrTail:
             # A huge traceback: its end (exception line, last frames) is what counts.
             del self._traceback_pieces[1]
         if not item.part or item.parts:
+            if self.traceback is not None:
+                self.earlier.append(self.traceback)
             self.traceback = "".join(self._traceback_pieces)
             self._traceback_pieces = []
 
@@ -157,6 +184,78 @@ def program_label(argv: Sequence[str]) -> str:
     return name
 
 
+@dataclass
+class RankFailure:
+    """torchrun's "Root Cause" block: which rank failed first, where, how."""
+
+    fields: dict[str, str]
+
+    @property
+    def where(self) -> str:
+        rank = self.fields.get("rank", "?")  # "1 (local_rank: 1)"
+        rank = rank.replace("(local_rank: ", "(local rank ")
+        host = self.fields.get("host")
+        return f"rank {rank}" + (f" on host {host}" if host else "")
+
+
+def torchrun_root_cause(lines: Sequence[str]) -> RankFailure | None:
+    """The root cause block of torchrun's ChildFailedError report, if the tail holds one."""
+    lines = list(lines)
+    if ROOT_CAUSE not in lines:
+        return None
+    fields: dict[str, str] = {}
+    for line in lines[len(lines) - 1 - lines[::-1].index(ROOT_CAUSE) + 1:]:
+        name, sep, value = line.partition(":")
+        if sep and line.startswith("  ") and name.strip() and name.strip() not in fields:
+            fields[name.strip()] = value.strip()
+    return RankFailure(fields)
+
+
+def _error_file_traceback(path: str | None) -> str | None:
+    """The failing rank's traceback from its torchelastic error file (written with @record)."""
+    if not path or not path.startswith("/"):
+        return None
+    try:
+        import json
+
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+        extra = data["message"]["extraInfo"]
+        text = extra.get("py_callstack")
+        return text if isinstance(text, str) and text else None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def _launcher_failure(tail: StderrTail) -> list[str] | None:
+    """For a torchrun whose rank failed: the rank's exception first, then which rank it was."""
+    if not tail.traceback or CHILD_FAILED not in tail.traceback:
+        return None
+    cause = torchrun_root_cause(tail.lines)
+    where = cause.where if cause else "a rank"
+    code = cause.fields.get("exitcode", "").split(" (pid")[0].strip() if cause else ""
+    rank_traceback = _error_file_traceback(cause.fields.get("error_file") if cause else None)
+    if rank_traceback is None and cause:
+        rank_traceback = tail.rank_traceback(cause.fields.get("rank", "").split(" ")[0])
+    if rank_traceback is None:
+        rank_traceback = next((t for t in reversed(tail.earlier) if CHILD_FAILED not in t), None)
+    parts: list[str] = []
+    frames: list[str] = []
+    if rank_traceback:
+        exception, frames = exception_summary(rank_traceback)
+        parts.extend(exception)
+    ended = f", which exited with code {code}" if code else ""
+    parts.append(f"Raised in {where}{ended}; torchrun then stopped the other ranks "
+                 "(ChildFailedError)." if parts else
+                 f"torchrun: {where} failed{' with exit code ' + code if code else ''}; "
+                 "torchrun then stopped the other ranks (ChildFailedError).")
+    if code == "-9":
+        parts.append(f"The rank was killed by SIGKILL: {OOM_HINT}.")
+    if frames:
+        parts.append("Last frames:\n" + "\n".join(frames))
+    return parts
+
+
 def describe(
     program: str,
     exit_code: int,
@@ -168,7 +267,10 @@ def describe(
 ) -> str:
     """The failure reason for a program that ended with `exit_code`."""
     parts: list[str] = []
-    if tail is not None and tail.traceback:
+    launcher = _launcher_failure(tail) if tail is not None else None
+    if launcher:
+        parts.extend(launcher)
+    elif tail is not None and tail.traceback:
         exception, frames = exception_summary(tail.traceback)
         parts.extend(exception)
         if frames:

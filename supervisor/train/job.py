@@ -69,7 +69,15 @@ class Training:
         env, argv = job.env, job.command()
         self.log.info("training job", hosts=job.hosts, current_host=job.current_host,
                       master=job.master, num_cpus=job.num_cpus, num_gpus=job.num_gpus,
-                      program=argv[0])
+                      program=argv[0], launcher=job.launcher)
+        if job.launcher == "mpi":
+            self.log.warning("sagemaker_mpi_enabled: launching with mpirun is not supported "
+                             "yet; the program runs once on this host")
+        if not job.takes_part:
+            self.log.info("this host is not in the distribution instance groups: nothing to "
+                          "run here", distribution_hosts=job.distribution_hosts)
+            self._succeed()
+            return outcome.EXIT_OK
         if len(job.hosts) > 1:
             await hosts.wait_for_hosts(job.hosts, self.settings.host_wait, self.log,
                                        self.supervisor.loop.time, self._sleep)
@@ -81,7 +89,7 @@ class Training:
         if job.install_package:
             await self._install([program.python_command(env), "-m", "pip", "install", "."],
                                 env, "pip install . (the code directory's package)")
-        return await self._run_program(argv, env)
+        return await self._run_program(argv, env, failure.program_label(job.program))
 
     def _prepare_tree(self) -> None:
         """The directories the program writes to; no outcome file left from an earlier run."""
@@ -122,7 +130,7 @@ class Training:
                          output=self.make_output([tail]))
         return await self.supervisor.run(spec)
 
-    async def _run_program(self, argv: list[str], env: dict[str, str]) -> int:
+    async def _run_program(self, argv: list[str], env: dict[str, str], label: str) -> int:
         tail = failure.StderrTail()
         result = await self._child(argv, env, "program", tail)
         if not result.started:
@@ -132,7 +140,7 @@ class Training:
             self._succeed()
             return outcome.EXIT_OK
         reason = failure.describe(
-            program=failure.program_label(argv),
+            program=label,
             exit_code=result.exit_code,
             died_of=result.signal,
             stop_signal=result.stop_signal,
@@ -173,9 +181,13 @@ class Plan:
     install_package: bool
     submit_directory: str | None
     config_sources: dict[str, str | None]
+    launcher: str = "none"  # torchrun | mpi | none
+    launched: tuple[str, ...] = ()  # the launcher's argv around the program (torchrun)
+    takes_part: bool = True  # False: outside the distribution instance groups, runs nothing
+    distribution_hosts: tuple[str, ...] = ()
 
     def command(self) -> list[str]:
-        return [*self.program, *self.user_args]
+        return list(self.launched) if self.launched else [*self.program, *self.user_args]
 
 
 def read_config(layout: Layout) -> TrainingConfig:
@@ -194,6 +206,7 @@ def submit_directory(cfg: TrainingConfig, environ: Mapping[str, str]) -> str | N
 def plan(settings: Settings, environ: Mapping[str, str],
          cfg: TrainingConfig | None = None) -> Plan:
     """Read the tree and decide everything: the toolkit's environment, the program, its args."""
+    from supervisor.launch import torchrun
     from supervisor.train import environment, program
 
     layout = Layout(settings.root)
@@ -204,6 +217,23 @@ def plan(settings: Settings, environ: Mapping[str, str],
     argv, install_package = program.training_command(
         settings.command, environment.user_entry_point(cfg, environ), layout.code_dir, env,
         settings.own_executable)
+    user_args = environment.user_args(cfg)
+    distribution = environment.distribution(cfg)
+    launcher = torchrun.choose(settings.launcher, distribution.framework)
+    launched: list[str] = []
+    takes_part = True
+    if launcher == "torchrun":
+        run = torchrun.Torchrun(
+            hosts=distribution.hosts, current_host=distribution.current_host,
+            master=distribution.master, interface=distribution.interface,
+            nproc_per_node=torchrun.processes_per_host(
+                resources.num_gpus, resources.num_neurons, distribution.framework))
+        takes_part = run.takes_part
+        if takes_part:
+            env.update(run.environment(env))
+            launched = run.command([*argv, *user_args], env)
+    elif launcher == "mpi" and settings.launcher == "mpi":
+        raise errors.ConfigError("--launcher", "mpi is not supported yet (use torchrun or none)")
     return Plan(
         hosts=[str(host) for host in cfg.resource_config.get("hosts") or []],
         current_host=str(cfg.resource_config.get("current_host") or ""),
@@ -212,10 +242,14 @@ def plan(settings: Settings, environ: Mapping[str, str],
         num_gpus=resources.num_gpus,
         env=env,
         program=argv,
-        user_args=environment.user_args(cfg),
+        user_args=user_args,
         install_package=install_package,
         submit_directory=submit_directory(cfg, environ),
         config_sources=dict(cfg.sources),
+        launcher=launcher,
+        launched=tuple(launched),
+        takes_part=takes_part,
+        distribution_hosts=tuple(distribution.hosts),
     )
 
 

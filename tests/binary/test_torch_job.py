@@ -11,7 +11,6 @@ Needs root (a PID namespace) and torch importable by .venv/bin/python (CI
 installs torch==2.13.0 into the venv).
 """
 
-import functools
 import json
 import os
 import re
@@ -23,17 +22,17 @@ import pytest
 
 from tests.support import (
     CHILDREN,
-    REPO,
     STATIC_BINARY,
+    VENV_PYTHON,
     Pid1,
     children_of,
     process_state,
     require_binary,
     require_root,
     require_tool,
+    torch_problem,
 )
 
-VENV_PYTHON = REPO / ".venv" / "bin" / "python"
 JOB = CHILDREN / "dataloader_job.py"
 STARTED = r"training started pid (\d+) workers (\d+),(\d+)$"
 # Importing torch takes seconds on a slow machine; the job needs ~3 s here.
@@ -41,20 +40,6 @@ START_TIMEOUT = 90.0
 # The job's own grace: a hung job is SIGKILLed by sm-entry well before our timeout.
 STOP_TIMEOUT = 20.0
 EXIT_TIMEOUT = 60.0
-
-
-@functools.cache
-def torch_problem() -> str | None:
-    """Why .venv/bin/python cannot run the job, or None."""
-    if not VENV_PYTHON.exists():
-        return f"{VENV_PYTHON} does not exist (make builds the venv)"
-    result = subprocess.run([str(VENV_PYTHON), "-c", "import torch"], stdin=subprocess.DEVNULL,
-                            capture_output=True, text=True, timeout=120)
-    if result.returncode != 0:
-        last = (result.stderr.strip().splitlines() or ["?"])[-1]
-        return (f"torch is not importable by {VENV_PYTHON} ({last}); "
-                "CI installs it: .venv/bin/pip install torch==2.13.0")
-    return None
 
 
 @pytest.fixture

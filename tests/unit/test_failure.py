@@ -341,3 +341,72 @@ def test_more_edges_of_the_tail_and_the_reason(tmp_path):
 
     (tmp_path / "output").mkdir()
     assert write_failure(str(tmp_path / "output" / "failure"), "x")
+
+
+# torchrun 2.13's stderr when rank 3 (local rank 1) raised (times and pids trimmed).
+TORCHRUN_STDERR = """\
+[rank3]: Traceback (most recent call last):
+[rank3]:   File "/opt/ml/code/allreduce.py", line 11, in <module>
+[rank3]:     raise ValueError(f"corrupt shard on rank {{rank}}")
+[rank3]: ValueError: corrupt shard on rank 3
+W1130 16:57:30.126000 28476 torch/distributed/elastic/multiprocessing/api.py:1028] Sending process 28524 closing signal SIGTERM
+E1130 16:57:30.129000 28476 torch/distributed/elastic/multiprocessing/api.py:1002] failed (exitcode: 1) local_rank: 1 (pid: 28525) of binary: /usr/bin/python3
+Traceback (most recent call last):
+  File "/usr/local/bin/torchrun", line 6, in <module>
+    sys.exit(main())
+  File "/usr/lib/python3/site-packages/torch/distributed/launcher/api.py", line 383, in launch_agent
+    raise ChildFailedError(
+torch.distributed.elastic.multiprocessing.errors.ChildFailedError:\x20
+============================================================
+allreduce.py FAILED
+------------------------------------------------------------
+Failures:
+[1]:
+  time      : 2026-11-30_16:57:30
+  host      : algo-2
+  rank      : 2 (local_rank: 0)
+  exitcode  : -15 (pid: 28524)
+  error_file: <N/A>
+  traceback : Signal 15 (SIGTERM) received by PID 28524
+------------------------------------------------------------
+Root Cause (first observed failure):
+[0]:
+  time      : 2026-11-30_16:57:30
+  host      : algo-2
+  rank      : 3 (local_rank: 1)
+  exitcode  : {code} (pid: 28525)
+  error_file: {error_file}
+  traceback : To enable traceback see: https://pytorch.org/docs/stable/elastic/errors.html
+============================================================
+"""
+
+
+def test_a_failed_torchrun_rank_gives_its_exception_and_which_rank_it_was():
+    tail = framed(TORCHRUN_STDERR.format(code=1, error_file="<N/A>").encode())
+    reason = describe("allreduce.py", 1, None, None, None, 110, tail)
+    assert reason.split("\n")[:2] == [
+        "ValueError: corrupt shard on rank 3",
+        "Raised in rank 3 (local rank 1) on host algo-2, which exited with code 1; torchrun "
+        "then stopped the other ranks (ChildFailedError).",
+    ]
+    assert 'File "/opt/ml/code/allreduce.py", line 11, in <module>' in reason
+    assert "launch_agent" not in reason  # torchrun's own frames say nothing about the cause
+
+
+def test_a_rank_error_file_is_the_best_source(tmp_path):
+    error_file = tmp_path / "error.json"
+    error_file.write_text(
+        '{"message": {"message": "KeyError: 7", "extraInfo": {"py_callstack": '
+        '"Traceback (most recent call last):\\n  File \\"t.py\\", line 3, in f\\n    x[7]\\n'
+        'KeyError: 7\\n", "timestamp": "1"}}}')
+    tail = framed(TORCHRUN_STDERR.format(code=1, error_file=error_file).encode())
+    reason = describe("allreduce.py", 1, None, None, None, 110, tail)
+    assert reason.startswith("KeyError: 7\nRaised in rank 3 (local rank 1) on host algo-2")
+
+
+def test_a_rank_killed_by_sigkill_is_named_with_the_memory_hint():
+    stderr = TORCHRUN_STDERR.format(code=-9, error_file="<N/A>").split("\n", 4)[4]  # no traceback
+    reason = describe("allreduce.py", 1, None, None, None, 110, framed(stderr.encode()))
+    assert reason.startswith("torchrun: rank 3 (local rank 1) on host algo-2 failed with exit "
+                             "code -9; torchrun then stopped the other ranks")
+    assert "out-of-memory" in reason.split("\n")[1]

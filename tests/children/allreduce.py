@@ -1,0 +1,22 @@
+"""A distributed PyTorch job for the launcher tests: an all-reduce over every rank (gloo, CPU).
+
+FAIL_RANK=N makes rank N raise before the all-reduce, so the others are left waiting on it.
+"""
+
+import os
+
+import torch
+import torch.distributed as dist
+
+dist.init_process_group("gloo")
+rank, world = dist.get_rank(), dist.get_world_size()
+if os.environ.get("FAIL_RANK") == str(rank):
+    raise ValueError(f"corrupt shard on rank {rank}")
+value = torch.tensor([float(rank + 1)])
+dist.all_reduce(value)
+print(f"rank {rank} of {world} on {os.environ.get('SM_CURRENT_HOST')}: sum {value.item():g}",
+      flush=True)
+if rank == 0:
+    with open(os.path.join(os.environ["SM_MODEL_DIR"], "sum.txt"), "w") as handle:
+        handle.write(f"{value.item():g}")
+dist.destroy_process_group()
