@@ -29,6 +29,9 @@ _LEVEL_SCAN_CHARS = 80
 # A block containing none of these has no line of another level than info
 # (INFO itself needs no search: it is the default).
 _LEVEL_HINTS = ("ERROR", "WARN", "DEBUG", "CRIT", "FATAL")
+# torch.distributed tags a rank's traceback lines "[rank3]: ": a field, not part of the text.
+RANK_TAG = "[rank"
+_RANK_LINE = re.compile(r"\[rank(\d+)\]: ?")
 _LEVEL_OF = {
     "CRITICAL": "critical", "FATAL": "critical", "ERROR": "error", "WARNING": "warning",
     "WARN": "warning", "INFO": "info", "DEBUG": "debug",
@@ -99,6 +102,9 @@ class JsonRecordRenderer:
 
     def _one(self, text: str, ts: str, level: str, prefixes: dict[str, bytes],
              extra: dict[str, Any]) -> bytes:
+        if text.startswith(RANK_TAG) and (tag := _RANK_LINE.match(text)):
+            extra = {**extra, "rank": int(tag[1])}
+            text = text[tag.end():]
         if text.startswith("{") and text.endswith("}"):
             try:
                 theirs = self._loads(text)
@@ -123,7 +129,7 @@ def _all_info(text: str) -> bool:
     per line, and almost always conclusive.
     """
     return not (any(word in text for word in _LEVEL_HINTS)
-                or text.startswith("{") or "\n{" in text)
+                or text.startswith("{") or "\n{" in text or RANK_TAG in text)
 
 
 class TextRecordRenderer:

@@ -69,3 +69,10 @@ def test_timestamp_format():
 def test_text_renderer_prints_lines_as_they_are():
     out = TextRecordRenderer().render([Lines("a\nb"), Record("T\n  x", "traceback")], 0.0)
     assert b"a\nb\nT\n  x\n" == out
+
+
+def test_a_rank_tag_becomes_a_field():
+    records = render([Lines("[rank3]: Traceback (most recent call last):\n"
+                            "[rank3]: ValueError: corrupt\nplain [rank5]: not a tag")])
+    assert [(3, "Traceback (most recent call last):"), (3, "ValueError: corrupt"),
+            (None, "plain [rank5]: not a tag")] == [(r.get("rank"), r["msg"]) for r in records]
