@@ -1,9 +1,11 @@
 """A distributed PyTorch job for the launcher tests: an all-reduce over every rank (gloo, CPU).
 
-FAIL_RANK=N makes rank N raise before the all-reduce, so the others are left waiting on it.
+FAIL_RANK=N makes rank N raise before the all-reduce, so the others are left waiting on it;
+HOLD=1 makes every rank wait (for a stop signal) after it.
 """
 
 import os
+import time
 
 import torch
 import torch.distributed as dist
@@ -16,6 +18,9 @@ value = torch.tensor([float(rank + 1)])
 dist.all_reduce(value)
 print(f"rank {rank} of {world} on {os.environ.get('SM_CURRENT_HOST')}: sum {value.item():g}",
       flush=True)
+if os.environ.get("HOLD"):
+    print(f"rank {rank} holding pid {os.getpid()}", flush=True)
+    time.sleep(600)
 if rank == 0:
     with open(os.path.join(os.environ["SM_MODEL_DIR"], "sum.txt"), "w") as handle:
         handle.write(f"{value.item():g}")

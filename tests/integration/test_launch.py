@@ -4,12 +4,14 @@ Needs torch importable by .venv/bin/python (`make test` installs torch==2.13.0).
 """
 
 import json
+import signal
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.support import CHILDREN, VENV_PYTHON, torch_problem
+from supervisor.core import tree
+from tests.support import CHILDREN, VENV_PYTHON, Run, torch_problem
 
 HYPERPARAMETERS = {"sagemaker_program": '"allreduce.py"',
                    "sagemaker_torch_distributed_enabled": "true",
@@ -84,3 +86,18 @@ def test_mpi_asked_for_explicitly_is_refused_clearly(sm_entry, tmp_path):
                             stdin=subprocess.DEVNULL, env={"PATH": "/usr/bin:/bin"})
     assert 78 == result.returncode
     assert "--launcher: mpi is not supported yet" in (root / "output" / "failure").read_text()
+
+
+def test_a_stop_reaches_the_ranks_through_torchrun_and_none_is_left(sm_entry, torch_job):
+    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "SM_ENTRY_LOG_FORMAT": "json",
+           "SM_ENTRY_PYTHON": str(VENV_PYTHON), "HOLD": "1"}
+    proc = Run([*sm_entry, "--root", str(torch_job), "train"], env=env)
+    try:
+        ranks = [int(proc.wait_for_line(rf"rank {rank} holding pid (\d+)", timeout=240).group(1))
+                 for rank in (0, 1)]
+        proc.kill(signal.SIGTERM)
+        assert 0 != proc.wait(timeout=120)
+        assert not any(tree.exists(pid) for pid in ranks)
+        assert "SIGTERM" in (torch_job / "output" / "failure").read_text()
+    finally:
+        proc.close()
