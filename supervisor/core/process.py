@@ -445,14 +445,14 @@ class Supervisor:
     def _check_tree(self, child: Child) -> bool:
         """True while the rest of the child's tree is alive."""
         if child.state is not ChildState.LEFTOVERS:
-            return False
+            return False  # moved on since: nothing to poll
         rest = self._orphans()
         if not rest and not self._group_left(child):
             self._tree_gone(child)
             return False
         if child.killing:  # what was forked since the kill
             tree.signal_each(rest, signal.SIGKILL)
-        return True
+        return True  # some of the tree is left: poll again
 
     def _tree_gone(self, child: Child) -> None:
         """Every process of the child is gone: read what is left in the pipes, then finish."""

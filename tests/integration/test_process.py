@@ -453,3 +453,19 @@ def test_an_internal_error_is_one_line_and_exit_70():
     assert 70 == result.returncode
     assert "internal error: RuntimeError: a bug of ours" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_signal_while_only_leftovers_run_is_logged_not_forwarded(sm_entry):
+    proc = Run([*sm_entry, "--stop-timeout", "3", "--log-format", "json", "sh", "-c",
+                '(trap "" TERM USR1; echo leftover; sleep 30) & sleep 0.2; echo "ready $$"'])
+    try:
+        main = int(json.loads(proc.wait_for_line(r'"msg":"ready \d+"').string)["msg"].split()[1])
+        proc.wait_for_line("leftover")
+        wait_until(lambda: not tree.exists(main))  # exited and reaped: only the leftover runs
+        proc.kill(signal.SIGUSR1)
+        assert 0 == proc.wait()
+        received = [e for e in events(proc)
+                    if e["msg"] == "signal received while no child runs: not forwarded"]
+        assert ["SIGUSR1"] == [e["signal"] for e in received]
+    finally:
+        proc.close()

@@ -48,7 +48,7 @@ class Module:
 INTEGRATION_TRAIN = "tests/integration/test_train.py"
 MODULES = {
     "process": Module("supervisor/core/process.py",
-                      ("tests/integration/test_core_loops.py", "tests/integration/test_process.py",
+                      ("tests/unit/test_spawn_errors.py", "tests/integration/test_core_loops.py", "tests/integration/test_process.py",
                        "tests/integration/test_terminal.py", "tests/integration/test_errors.py"),
                       0.85,
                       deselect="nobody_reads or thousand_orphans or not_utf8 or hides_secrets"),
