@@ -239,7 +239,7 @@ class StreamRelay:
         self.closed = True
         if self._timer is not None:
             self._timer.cancel()
-            self._timer = None
+            self._timer = None  # closed: never armed again
         self.on_closed()
 
 

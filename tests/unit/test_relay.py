@@ -278,10 +278,10 @@ def test_a_renderer_that_fails_still_writes_the_lines_as_text():
         raise ValueError("a bug of ours")
 
     h.output.relays["stdout"].render = broken
-    os.write(h.child_end, b"first\nsecond\n")
+    os.write(h.child_end, b"first\n  indented\nsecond\n")  # a group, then a line: two items
     os.close(h.child_end)
     h.run_until_closed()
-    assert b"first\nsecond\n" == h.printed()
+    assert b"first\n  indented\nsecond\n" == h.printed()
 
 
 def test_a_later_deadline_is_timed_after_an_earlier_one_fired():
