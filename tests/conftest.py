@@ -24,7 +24,8 @@ signal.signal(signal.SIGINT, signal.default_int_handler)
 signal.signal(signal.SIGQUIT, signal.SIG_DFL)
 signal.signal(signal.SIGHUP, signal.SIG_DFL)
 # Modules whose every test needs root (namespaces, chroot, podman).
-ROOT_MODULES = {"test_pid1", "test_chroot", "test_podman", "test_torch_job"}
+ROOT_MODULES = {"test_pid1", "test_chroot", "test_podman", "test_torch_job", "test_multihost",
+                "test_oom"}
 
 
 @pytest.fixture(params=["source", pytest.param("static", marks=pytest.mark.binary)])

@@ -256,6 +256,22 @@ def _launcher_failure(tail: StderrTail) -> list[str] | None:
     return parts
 
 
+@dataclass(frozen=True)
+class OutOfMemory:
+    """The kernel's OOM killer did act in our cgroup while the program ran (its count grew)."""
+
+    limit: str | None  # "15.2 GiB"; None: the cgroup has no limit
+    killed: str | None  # "PID 42 (python3 train.py)" when it was the program itself
+
+    def text(self) -> str:
+        who = self.killed or "a process of the job"
+        if self.limit is None:
+            return (f"Out of memory: the machine ran out of memory (the container has no "
+                    f"limit of its own); the kernel killed {who}.")
+        return (f"Out of memory: the container's memory limit ({self.limit}) was reached; "
+                f"the kernel killed {who}.")
+
+
 def describe(
     program: str,
     exit_code: int,
@@ -264,14 +280,17 @@ def describe(
     killed_by_us: str | None,
     stop_timeout: float,
     tail: StderrTail | None,
+    oom: OutOfMemory | None = None,
 ) -> str:
     """The failure reason for a program that ended with `exit_code`."""
-    parts: list[str] = []
+    parts: list[str] = [oom.text()] if oom else []
     launcher = _launcher_failure(tail) if tail is not None else None
     if launcher:
         parts.extend(launcher)
     elif tail is not None and tail.traceback:
         exception, frames = exception_summary(tail.traceback)
+        if oom:  # certain now: no "most likely" guess
+            exception = [line for line in exception if OOM_HINT not in line]
         parts.extend(exception)
         if frames:
             parts.append("Last frames:\n" + "\n".join(frames))
@@ -289,7 +308,7 @@ def describe(
         if stop_signal is not None and died_of == stop_signal:
             text += (", which sm-entry forwarded from outside (StopTrainingJob or a spot "
                      "interruption)")
-        elif died_of == signal.SIGKILL:
+        elif died_of == signal.SIGKILL and not oom:
             text += f", not sent by sm-entry: {OOM_HINT}"
         parts.append(f"{text} (exit code {exit_code}).")
     else:
@@ -297,7 +316,7 @@ def describe(
         if stop_signal is not None:
             text += (f" after sm-entry forwarded {_signal_text(stop_signal)} from outside "
                      "(StopTrainingJob or a spot interruption)")
-        if exit_code == 137:
+        if exit_code == 137 and not oom:
             text += " (137 = 128+SIGKILL: most likely killed for running out of memory)"
         parts.append(text + ".")
         if not (tail and tail.traceback) and tail is not None and tail.lines:

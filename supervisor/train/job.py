@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from supervisor import errors
-from supervisor.core import outcome
+from supervisor.core import memory, outcome
 from supervisor.core.process import ChildResult, ChildSpec, Supervisor
 from supervisor.settings import Settings
 from supervisor.train import failure
@@ -40,6 +41,8 @@ class Training:
         self.make_output = make_output
         self.fields = fields
         self.layout = Layout(settings.root)
+        self.memory = memory.find()  # our cgroup's OOM-kill count tells OOM for certain
+        self._memory_before: memory.MemoryCounters | None = None
 
     async def run(self) -> int:
         try:
@@ -54,6 +57,7 @@ class Training:
         from supervisor.train import localtree, program, sourcedir
 
         layout = self.layout
+        self._memory_before = self.memory.read() if self.memory else None
         self._prepare_tree()
         if self.settings.hyperparameters or self.settings.channels:
             localtree.fill(layout, self.settings.hyperparameters, self.settings.channels)
@@ -147,11 +151,30 @@ class Training:
             killed_by_us=result.killed_by_us,
             stop_timeout=self.settings.stop_timeout,
             tail=tail,
+            oom=self._out_of_memory(result, argv),
         )
         if not self._fail(reason):
             self.log.info("the program wrote its own failure file; kept",
                           path=self.layout.failure_file)
         return result.exit_code
+
+    def _out_of_memory(self, result: ChildResult, argv: list[str]) -> failure.OutOfMemory | None:
+        """The OOM killer acted in our cgroup since the job started: who it killed, if we know."""
+        before = self._memory_before
+        if self.memory is None or before is None or before.oom_kills is None:
+            return None
+        after = self.memory.read()
+        if after.oom_kills is None or after.oom_kills <= before.oom_kills:
+            return None
+        killed = None
+        if result.signal == signal.SIGKILL and not result.killed_by_us:
+            command = " ".join([os.path.basename(argv[0]), *argv[1:2]]) if argv else "?"
+            killed = f"PID {result.pid} ({command})"
+        self.log.error("the kernel's out-of-memory killer acted in this container",
+                       oom_kills=after.oom_kills - before.oom_kills, limit_bytes=after.limit,
+                       peak_bytes=after.peak)
+        return failure.OutOfMemory(
+            limit=memory.human_bytes(after.limit) if after.limit else None, killed=killed)
 
     def _succeed(self) -> None:
         with contextlib.suppress(OSError), open(self.layout.success_file, "w"):

@@ -6,6 +6,7 @@ import pytest
 
 from supervisor.logs.framing import Lines, Record
 from supervisor.train.failure import (
+    OutOfMemory,
     StderrTail,
     describe,
     exception_summary,
@@ -410,3 +411,22 @@ def test_a_rank_killed_by_sigkill_is_named_with_the_memory_hint():
     assert reason.startswith("torchrun: rank 3 (local rank 1) on host algo-2 failed with exit "
                              "code -9; torchrun then stopped the other ranks")
     assert "out-of-memory" in reason.split("\n")[1]
+
+
+def test_an_oom_kill_the_kernel_counted_is_said_for_certain_first():
+    reason = describe("train.py", 137, signal.SIGKILL, None, None, 110, None,
+                      oom=OutOfMemory(limit="15.2 GiB", killed="PID 42 (python3 train.py)"))
+    assert reason.split("\n") == [
+        "Out of memory: the container's memory limit (15.2 GiB) was reached; the kernel killed "
+        "PID 42 (python3 train.py).",
+        "train.py was killed by SIGKILL (signal 9) (exit code 137).",
+    ]
+
+
+def test_a_worker_oom_kill_without_a_limit_drops_the_guess():
+    tail = framed((KILLED_WORKER + "\n").encode())
+    reason = describe("train.py", 1, None, None, None, 110, tail,
+                      oom=OutOfMemory(limit=None, killed=None))
+    assert reason.startswith("Out of memory: the machine ran out of memory (the container has no "
+                             "limit of its own); the kernel killed a process of the job.\n")
+    assert "most likely" not in reason
