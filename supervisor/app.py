@@ -57,7 +57,11 @@ def run(settings: Settings, environ: Mapping[str, str]) -> int:
             relay_stderr=not os.isatty(2),
         )
 
+    from supervisor.summary import JobClock
+
+    clock = JobClock()
     supervisor: Supervisor | None = None
+    code: int | None = None
     try:
         supervisor = Supervisor(loop, log, settings.stop_timeout, Terminal.of_stdin(),
                                 drain_timeout=settings.drain_timeout,
@@ -88,18 +92,37 @@ def run(settings: Settings, environ: Mapping[str, str]) -> int:
             name = "command" if settings.mode is Mode.RUN else "program"
             main = _exit_code(supervisor.run(ChildSpec(argv=argv, env=environ, name=name,
                                                        output=make_output())))
-        return run_until_complete(loop, main)
+        code = run_until_complete(loop, main)
+        return code
     except errors.EntryError as exc:
         log.error(exc.message, exit_code=exc.exit_code)
-        return exc.exit_code
+        code = exc.exit_code
+        return code
     except BaseException:
         # A bug of ours: take the children with us rather than leave them orphaned.
         if supervisor is not None:
             supervisor.kill_all()
         raise
     finally:
+        if code is not None:
+            _summarize(log, settings, clock, code, supervisor)
         _flush(log, settings.drain_timeout, stdout, stderr)
         loop.close()
+
+
+def _summarize(log: Any, settings: Settings, clock: Any, code: int,
+               supervisor: Supervisor | None) -> None:
+    """One `job summary` event (a short block in text format)."""
+    from supervisor.summary import text_block
+
+    started = supervisor.started if supervisor else {}
+    restarts = max(0, started.get("model server", 0) - 1) if settings.mode is Mode.SERVE else None
+    fields = clock.summary(code, supervisor.stop_signal if supervisor else None, restarts,
+                           supervisor.last_summary if supervisor else {})
+    if settings.log_format == "text":
+        log.info(text_block(fields))
+    else:
+        log.info("job summary", **fields)
 
 
 def run_until_complete(loop: Loop, main: Coroutine[Any, Any, int]) -> int:

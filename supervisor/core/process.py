@@ -181,6 +181,8 @@ class Supervisor:
         self._stop_waiters: list[Any] = []  # futures resolved when a stop is asked
         self._last_signal_at: dict[int, float] = {}
         self._children: dict[int, Child] = {}
+        self.started: dict[str, int] = {}  # children started, by name (a restarted server: >1)
+        self.last_summary: dict[str, Any] = {}  # what the last child's output observers said
         self.is_subreaper = os.getpid() == 1 or set_child_subreaper()
         self.ignored = inherited_ignored()
         try:
@@ -222,6 +224,7 @@ class Supervisor:
                       done=self.loop.create_future(),
                       stop_timeout=self.stop_timeout if stop_timeout is None else stop_timeout)
         self._children[popen.pid] = child
+        self.started[spec.name] = self.started.get(spec.name, 0) + 1
         if output:
             output.started(popen.pid)
         if self.terminal:
@@ -505,6 +508,7 @@ class Supervisor:
             killed_by_us=child.killed_by_us,
         )
         summary = child.spec.output.summary() if child.spec.output else {}
+        self.last_summary = summary
         self.log.info(
             "child exited",
             name=result.name,

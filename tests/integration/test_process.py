@@ -153,9 +153,11 @@ def test_events_say_exactly_what_happened(sm_entry):
         proc.wait_for_line("got SIGUSR1")
         proc.kill(signal.SIGTERM)
         assert 0 == proc.wait()
-        messages = [e["msg"] for e in events(proc)]
+        seen = events(proc)
         assert ["sm-entry started", "child started", "signal forwarded", "stop requested",
-                "signal forwarded", "child exited"] == messages
+                "signal forwarded", "child exited", "job summary"] == [e["msg"] for e in seen]
+        summary = seen[-1]
+        assert (0, "stopped by SIGTERM") == (summary["exit_code"], summary["reason"])
     finally:
         proc.close()
 
@@ -165,7 +167,8 @@ def test_a_child_without_leftovers_ends_without_a_leftover_stop(sm_entry):
     try:
         assert 0 == proc.wait()
         assert 200000 == len([line for line in proc.lines if '"stream":"stdout"' in line])
-        assert ["sm-entry started", "child started", "child exited"] == [e["msg"] for e in events(proc)]
+        assert ["sm-entry started", "child started", "child exited", "job summary"] == [
+            e["msg"] for e in events(proc)]
     finally:
         proc.close()
 
@@ -467,5 +470,31 @@ def test_a_signal_while_only_leftovers_run_is_logged_not_forwarded(sm_entry):
         received = [e for e in events(proc)
                     if e["msg"] == "signal received while no child runs: not forwarded"]
         assert ["SIGUSR1"] == [e["signal"] for e in received]
+    finally:
+        proc.close()
+
+
+def test_the_job_summary_counts_the_cpu_of_the_whole_tree(sm_entry):
+    burn = "import time\nend = time.process_time() + 0.5\nwhile time.process_time() < end: pass"
+    proc = Run([*sm_entry, "--log-format", "json", "sh", "-c",
+                f"{SYSTEM_PYTHON} -c '{burn}' & wait; exit 3"])
+    try:
+        assert 3 == proc.wait()
+        summary = events(proc)[-1]
+        assert ("job summary", 3, "exit code 3") == (summary["msg"], summary["exit_code"],
+                                                     summary["reason"])
+        assert summary["cpu_user_s"] + summary["cpu_system_s"] >= 0.4  # the grandchild's 0.5 s
+        assert summary["wall_s"] >= 0.4 and summary["peak_memory_bytes"] > 1 << 20
+    finally:
+        proc.close()
+
+
+def test_the_job_summary_is_a_short_block_in_text_format(sm_entry):
+    proc = Run([*sm_entry, "--log-format", "text", "sh", "-c", "exit 0"])
+    try:
+        assert 0 == proc.wait()
+        block = proc.stderr_text().split("job summary: ", 1)[1].splitlines()
+        assert "success (exit code 0)" == block[0]
+        assert block[1].startswith("  wall ") and block[2].startswith("  peak memory ")
     finally:
         proc.close()

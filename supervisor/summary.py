@@ -1,0 +1,99 @@
+"""The `job summary` event at exit: what the job cost and how it ended, in one record.
+
+CPU time is that of every process we reaped (as a subreaper, the whole tree:
+workers and orphans included); peak memory is the container's (its memory
+cgroup), else the largest process's; OOM kills are counted by the kernel in
+that cgroup.
+"""
+
+from __future__ import annotations
+
+import resource
+import signal
+import time
+from typing import Any
+
+from supervisor.core import memory
+from supervisor.core.outcome import (
+    EXIT_CONFIG,
+    EXIT_INTERNAL_ERROR,
+    EXIT_NO_TMPDIR,
+    EXIT_NOT_EXECUTABLE,
+    EXIT_NOT_FOUND,
+    EXIT_OK,
+    EXIT_SETUP_FAILED,
+    EXIT_USAGE,
+    SIGNAL_EXIT_BASE,
+)
+
+REASONS = {
+    EXIT_OK: "success",
+    EXIT_USAGE: "bad command line",
+    EXIT_SETUP_FAILED: "setup failed",
+    EXIT_INTERNAL_ERROR: "internal error of sm-entry",
+    EXIT_NO_TMPDIR: "no directory to unpack into",
+    EXIT_CONFIG: "malformed configuration",
+    EXIT_NOT_EXECUTABLE: "program not executable",
+    EXIT_NOT_FOUND: "program not found",
+}
+
+
+class JobClock:
+    """Taken at start: the wall clock and the cgroup's counters to compare against at exit."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+        self.cgroup = memory.find()
+        self.before = self.cgroup.read() if self.cgroup else None
+
+    def summary(self, exit_code: int, stop_signal: int | None, restarts: int | None,
+                metrics: dict[str, Any]) -> dict[str, Any]:
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        after = self.cgroup.read() if self.cgroup else None
+        peak = after.peak if after and after.peak else usage.ru_maxrss * 1024
+        fields: dict[str, Any] = {
+            "exit_code": exit_code,
+            "reason": reason(exit_code, stop_signal),
+            "wall_s": round(time.monotonic() - self.started, 3),
+            "cpu_user_s": round(usage.ru_utime, 3),
+            "cpu_system_s": round(usage.ru_stime, 3),
+            "peak_memory_bytes": peak,
+            "peak_memory_of": "container" if after and after.peak else "largest process",
+        }
+        if self.before and after and self.before.oom_kills is not None \
+                and after.oom_kills is not None:
+            fields["oom_kills"] = after.oom_kills - self.before.oom_kills
+        if restarts is not None:
+            fields["restarts"] = restarts
+        fields.update({key: value for key, value in metrics.items()
+                       if key in ("metrics", "output_lost_bytes")})
+        return fields
+
+
+def reason(exit_code: int, stop_signal: int | None) -> str:
+    if stop_signal is not None:
+        return f"stopped by {signal.Signals(stop_signal).name}" + (
+            "" if exit_code == EXIT_OK else f", then exit code {exit_code}")
+    if exit_code in REASONS:
+        return REASONS[exit_code]
+    if exit_code > SIGNAL_EXIT_BASE:
+        try:
+            return f"killed by {signal.Signals(exit_code - SIGNAL_EXIT_BASE).name}"
+        except ValueError:
+            pass
+    return f"exit code {exit_code}"
+
+
+def text_block(fields: dict[str, Any]) -> str:
+    """The summary for a person: a few short lines."""
+    code, why = fields["exit_code"], fields["reason"]
+    lines = [f"job summary: {why}" + ("" if why == f"exit code {code}" else f" (exit code {code})"),
+             f"  wall {fields['wall_s']:g} s, CPU {fields['cpu_user_s']:g} s user + "
+             f"{fields['cpu_system_s']:g} s system",
+             f"  peak memory {memory.human_bytes(fields['peak_memory_bytes'])} "
+             f"({fields['peak_memory_of']})"]
+    if "oom_kills" in fields:
+        lines.append(f"  out-of-memory kills: {fields['oom_kills']}")
+    if "restarts" in fields:
+        lines.append(f"  restarts: {fields['restarts']}")
+    return "\n".join(lines)
