@@ -218,9 +218,11 @@ def test_a_backend_that_always_crashes_ends_sm_entry_after_the_restart_budget(se
     server = serve([sys.executable, "-c", "import sys; print('crash'); sys.exit(3)"],
                    "--max-restarts", "2")
     assert 1 == server.run.proc.wait(60)
-    messages = [e["msg"] for e in server.events()]
+    seen = server.events()
+    messages = [e["msg"] for e in seen]
     assert 2 == messages.count("model server restarting")
     assert "model server gave up: it keeps failing" in messages
+    assert ("job summary", 2, 1) == (seen[-1]["msg"], seen[-1]["restarts"], seen[-1]["exit_code"])
 
 
 def test_sigterm_drains_in_flight_requests_then_stops_the_backend(serve):
