@@ -192,21 +192,21 @@ class RankFailure:
 
     @property
     def where(self) -> str:
-        rank = self.fields.get("rank", "?")  # "1 (local_rank: 1)"
-        rank = rank.replace("(local_rank: ", "(local rank ")
+        rank = self.fields.get("rank")  # "1 (local_rank: 1)"
+        text = f"rank {rank.replace('(local_rank: ', '(local rank ')}" if rank else "a rank"
         host = self.fields.get("host")
-        return f"rank {rank}" + (f" on host {host}" if host else "")
+        return f"{text} on host {host}" if host else text
 
 
 def torchrun_root_cause(lines: Sequence[str]) -> RankFailure | None:
     """The root cause block of torchrun's ChildFailedError report, if the tail holds one."""
-    lines = list(lines)
-    if ROOT_CAUSE not in lines:
+    starts = [index for index, line in enumerate(lines) if line == ROOT_CAUSE]
+    if not starts:
         return None
     fields: dict[str, str] = {}
-    for line in lines[len(lines) - 1 - lines[::-1].index(ROOT_CAUSE) + 1:]:
+    for line in list(lines)[starts[-1] + 1:]:
         name, sep, value = line.partition(":")
-        if sep and line.startswith("  ") and name.strip() and name.strip() not in fields:
+        if sep and line.startswith("  ") and name.strip() not in fields:
             fields[name.strip()] = value.strip()
     return RankFailure(fields)
 

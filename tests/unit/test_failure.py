@@ -6,6 +6,7 @@ import pytest
 
 from supervisor.logs.framing import Lines, Record
 from supervisor.train.failure import (
+    OOM_HINT,
     OutOfMemory,
     StderrTail,
     describe,
@@ -430,3 +431,71 @@ def test_a_worker_oom_kill_without_a_limit_drops_the_guess():
     assert reason.startswith("Out of memory: the machine ran out of memory (the container has no "
                              "limit of its own); the kernel killed a process of the job.\n")
     assert "most likely" not in reason
+
+
+def root_cause_block(**fields):
+    lines = ["Root Cause (first observed failure):", "[0]:"]
+    lines += [f"  {name:<10}: {value}" for name, value in fields.items()]
+    return [*lines, "=" * 60]
+
+
+def test_the_root_cause_block_is_read_field_by_field():
+    from supervisor.train.failure import torchrun_root_cause
+
+    lines = ["Failures:", "[1]:", "  rank      : 2 (local_rank: 0)", *root_cause_block(
+        host="algo-2", rank="3 (local_rank: 1)", exitcode="1 (pid: 9)",
+        traceback="To enable traceback see: https://pytorch.org")]
+    assert {"host": "algo-2", "rank": "3 (local_rank: 1)", "exitcode": "1 (pid: 9)",
+            "traceback": "To enable traceback see: https://pytorch.org"} == \
+        torchrun_root_cause(lines).fields
+    assert torchrun_root_cause(lines[:3]) is None
+
+
+def torchrun_tail(*stderr_lines, rank_lines=()):
+    child_failed = ["Traceback (most recent call last):", '  File "/usr/bin/torchrun", line 6',
+                    "    sys.exit(main())",
+                    "torch.distributed.elastic.multiprocessing.errors.ChildFailedError:"]
+    return framed("\n".join([*rank_lines, *child_failed, *stderr_lines, ""]).encode())
+
+
+@pytest.mark.parametrize(("block", "expected"), [
+    ([], "torchrun: a rank failed; torchrun then stopped the other ranks (ChildFailedError)."),
+    (root_cause_block(rank="3 (local_rank: 1)"),
+     "torchrun: rank 3 (local rank 1) failed; torchrun then stopped the other ranks "
+     "(ChildFailedError)."),
+    (root_cause_block(host="algo-2", exitcode="-9 (pid: 9)"),
+     "torchrun: a rank on host algo-2 failed with exit code -9; torchrun then stopped the other "
+     "ranks (ChildFailedError).\nThe rank was killed by SIGKILL: " + OOM_HINT + "."),
+])
+def test_what_is_said_of_a_failed_rank_without_its_traceback(block, expected):
+    assert expected == describe("t.py", 1, None, None, None, 110, torchrun_tail(*block)).rsplit(
+        "\n", 1)[0]
+
+
+def test_a_rank_traceback_without_a_rank_tag_is_found_before_torchruns_own():
+    # Ranks that never initialised torch.distributed print no "[rankN]: " tag.
+    rank = ["Traceback (most recent call last):", '  File "t.py", line 2, in <module>',
+            "    load()", "KeyError: 'shard'", "W1130 torch/distributed/... closing signal"]
+    reason = describe("t.py", 1, None, None, None, 110, torchrun_tail(
+        *root_cause_block(rank="1 (local_rank: 1)", exitcode="1"), rank_lines=rank))
+    assert reason.split("\n")[:4] == [
+        "KeyError: 'shard'",
+        "Raised in rank 1 (local rank 1), which exited with code 1; torchrun then stopped the "
+        "other ranks (ChildFailedError).",
+        "Last frames:", '  File "t.py", line 2, in <module>']
+
+
+def test_tags_that_are_not_ranks_are_not_taken_for_one():
+    tail = framed(b"[rankfoo]: Traceback (most recent call last):\n[rank]: x\n[rank2]: ok\n")
+    assert ["2"] == list(tail.rank_lines)
+
+
+def test_an_error_file_whose_callstack_is_not_text_is_passed_over(tmp_path):
+    error_file = tmp_path / "error.json"
+    error_file.write_text('{"message": {"extraInfo": {"py_callstack": ["not", "text"]}}}')
+    rank = ["[rank3]: Traceback (most recent call last):", '[rank3]:   File "t.py", line 5',
+            "[rank3]: ValueError: v"]
+    reason = describe("t.py", 1, None, None, None, 110, torchrun_tail(
+        *root_cause_block(rank="3 (local_rank: 1)", error_file=str(error_file)),
+        rank_lines=rank))
+    assert reason.startswith("ValueError: v\n")
