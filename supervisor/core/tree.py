@@ -77,7 +77,7 @@ def _parents() -> dict[int, int]:
             with open(f"/proc/{entry}/stat", "rb") as handle:
                 stat = handle.read()
         except OSError:
-            continue
+            continue  # it ended while /proc was read
         fields = stat[stat.rindex(b")") + 2 :].split()
         parents[int(entry)] = int(fields[1])
     return parents
@@ -104,7 +104,7 @@ def signal_group(pgid: int, signum: int) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
+        return True  # the group is there, not ours to signal
     return True
 
 
@@ -114,7 +114,7 @@ def exists(pid: int) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
+        return True  # it is there, not ours to signal
     return True
 
 

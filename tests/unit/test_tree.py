@@ -130,3 +130,14 @@ def test_a_group_signal_says_whether_the_group_is_there(three_levels):
     gone.wait()
     assert not tree.signal_group(gone.pid, 0)
     assert not tree.exists(gone.pid)
+
+
+def test_asking_whether_a_process_exists_sends_it_nothing():
+    sleeper = subprocess.Popen(["sleep", "60"])  # SIGHUP or SIGINT would end it
+    try:
+        assert tree.exists(sleeper.pid)
+        time.sleep(0.2)
+        assert sleeper.poll() is None
+    finally:
+        sleeper.kill()
+        sleeper.wait()
