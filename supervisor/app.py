@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Coroutine, Mapping, Sequence
 from typing import Any
 
@@ -37,6 +38,12 @@ def run(settings: Settings, environ: Mapping[str, str]) -> int:
     fields = events.default_fields(settings.mode.value)  # "host" is updated by train
     log = events.DeferredLogger(settings.log_format, settings.log_level, stderr, fields)
 
+    activity = None
+    if settings.hang_timeout:
+        from supervisor.core.watchdog import OutputActivity
+
+        activity = OutputActivity(loop.time())
+
     def make_output(observers: Sequence[Observer] = ()) -> ChildOutput:
         """Relay the child's stdout/stderr, except to a terminal (a person, not CloudWatch)."""
         record_fields = {"mode": settings.mode.value, "host": fields["host"]}
@@ -55,12 +62,14 @@ def run(settings: Settings, environ: Mapping[str, str]) -> int:
                             "progress_interval": settings.progress_interval},
             relay_stdout=not os.isatty(1),
             relay_stderr=not os.isatty(2),
+            activity=activity,
         )
 
     from supervisor.summary import JobClock
 
     clock = JobClock()
     supervisor: Supervisor | None = None
+    watchdog: Any = None
     code: int | None = None
     try:
         supervisor = Supervisor(loop, log, settings.stop_timeout, Terminal.of_stdin(),
@@ -70,6 +79,12 @@ def run(settings: Settings, environ: Mapping[str, str]) -> int:
             log.info("sm-entry started", version=__version__, stop_timeout_s=settings.stop_timeout,
                      subreaper=supervisor.is_subreaper, signal_scope=settings.signal_scope)
 
+        if settings.hang_timeout and activity is not None:
+            from supervisor.core.watchdog import HangWatchdog
+
+            stopping = supervisor
+            watchdog = HangWatchdog(loop, log, settings.hang_timeout, settings.hang_action,
+                                    activity, lambda: stopping.request_stop(signal.SIGTERM))
         if settings.mode is Mode.TRAIN:
             started()  # train has its own events before it starts a child
         else:
@@ -79,7 +94,7 @@ def run(settings: Settings, environ: Mapping[str, str]) -> int:
         if settings.mode is Mode.TRAIN:
             from supervisor.train import job
 
-            main = job.run(settings, environ, supervisor, log, make_output, fields)
+            main = job.run(settings, environ, supervisor, log, make_output, fields, watchdog)
         elif settings.mode is Mode.SERVE:
             from supervisor.serve import mode
 
@@ -104,6 +119,8 @@ def run(settings: Settings, environ: Mapping[str, str]) -> int:
             supervisor.kill_all()
         raise
     finally:
+        if watchdog is not None:
+            watchdog.close()
         if code is not None:
             _summarize(log, settings, clock, code, supervisor)
         _flush(log, settings.drain_timeout, stdout, stderr)

@@ -128,6 +128,8 @@ def _settings(ctx: click.Context, mode: Mode, command: Sequence[str],
         progress_interval=options["progress_interval"],
         max_record_bytes=options["max_record_bytes"],
         metrics=_metrics(ctx, options["metric"]),
+        hang_timeout=options["hang_timeout"],
+        hang_action=options["hang_action"] or "warn",
         **extra,
     )
 
@@ -174,6 +176,16 @@ GLOBAL_OPTIONS: list[tuple[str, dict[str, Any]]] = [
         "help": "Print a CloudWatch EMF metric NAME for each line matching REGEX (its first group "
         "is the value), as SageMaker MetricDefinitions do; repeatable. SM_ENTRY_METRICS may hold "
         'MetricDefinitions JSON: [{"Name": ..., "Regex": ...}].'}),
+    ("--hang-timeout", {
+        "envvar": "SM_ENTRY_HANG_TIMEOUT", "type": click.FloatRange(min=0.1),
+        "metavar": "SECONDS",
+        "help": "When the job prints nothing for this long, log a `no output` warning with a "
+        "snapshot of its processes (state, CPU used since, command, wchan), again every "
+        "SECONDS while it stays silent. [default: off]"}),
+    ("--hang-action", {
+        "envvar": "SM_ENTRY_HANG_ACTION", "type": click.Choice(("warn", "stop")),
+        "help": "stop: after the first `no output` warning also stop the job as SIGTERM would "
+        "(the same grace), with the reason in output/failure. [default: warn]"}),
     ("--max-record-bytes", {
         "envvar": "SM_ENTRY_MAX_RECORD_BYTES", "type": click.IntRange(min=4096),
         "default": 256 * 1024, "metavar": "BYTES",

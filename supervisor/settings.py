@@ -57,6 +57,8 @@ class Settings:
     channels: tuple[tuple[str, str], ...] = ()  # local runs: --channel NAME=PATH
     host_wait: float = 15 * 60.0  # multi-host: how long the other hosts may take to resolve
     signal_scope: str = "child"  # who hears forwarded signals: the main child, or its group
+    hang_timeout: float | None = None  # seconds without output before a `no output` warning
+    hang_action: str = "warn"  # or "stop": the job is stopped at the first warning
     launcher: str = "auto"  # train: torchrun | mpi | none, else what the hyperparameters enable
     serve: ServeOptions = ServeOptions()
 

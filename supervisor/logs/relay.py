@@ -61,8 +61,10 @@ class StreamRelay:
         writer: OutputWriter,
         observers: Sequence[Observer],
         on_closed: Callable[[], None],
+        activity: Any = None,
     ) -> None:
         self.loop = loop
+        self.activity = activity  # told the time of each read (the hang watchdog)
         self.stream = stream
         self.fd = read_fd
         self.framer = framer
@@ -95,6 +97,8 @@ class StreamRelay:
         if not data:
             self._end_of_file()
             return False
+        if self.activity is not None:
+            self.activity.last = self.loop.time()
         if self.render is None:
             self.writer.write(data)
             if self.observers:  # raw, but somebody needs the lines
@@ -257,8 +261,10 @@ class ChildOutput:
         framer_options: dict[str, Any] | None = None,
         relay_stdout: bool = True,
         relay_stderr: bool = True,
+        activity: Any = None,
     ) -> None:
         self.loop = loop
+        self.activity = activity
         self.log_format = log_format
         self.fields = fields
         self.writers = {"stdout": stdout, "stderr": stderr}
@@ -295,7 +301,7 @@ class ChildOutput:
                 render = None
             self.relays[stream] = StreamRelay(
                 self.loop, stream, read_fd, LineFramer(**self.framer_options), render,
-                self.writers[stream], self.observers, self._relay_closed,
+                self.writers[stream], self.observers, self._relay_closed, self.activity,
             )
         self._pipes = {}
         if not self.relays:

@@ -33,8 +33,10 @@ class Training:
     """One training job: the steps in order, each a method; a coroutine on the core's loop."""
 
     def __init__(self, settings: Settings, environ: Mapping[str, str], supervisor: Supervisor,
-                 log: Any, make_output: OutputFactory, fields: dict[str, Any]) -> None:
+                 log: Any, make_output: OutputFactory, fields: dict[str, Any],
+                 watchdog: Any = None) -> None:
         self.settings = settings
+        self.watchdog = watchdog  # its reason, when it stopped the job, leads output/failure
         self.environ = environ
         self.supervisor = supervisor
         self.log = log
@@ -147,12 +149,15 @@ class Training:
             program=label,
             exit_code=result.exit_code,
             died_of=result.signal,
-            stop_signal=result.stop_signal,
+            # A stop the watchdog asked for did not come from outside.
+            stop_signal=None if self.watchdog and self.watchdog.reason else result.stop_signal,
             killed_by_us=result.killed_by_us,
             stop_timeout=self.settings.stop_timeout,
             tail=tail,
             oom=self._out_of_memory(result, argv),
         )
+        if self.watchdog is not None and self.watchdog.reason:
+            reason = failure.truncate(f"{self.watchdog.reason}\n{reason}")
         if not self._fail(reason):
             self.log.info("the program wrote its own failure file; kept",
                           path=self.layout.failure_file)
@@ -277,5 +282,6 @@ def plan(settings: Settings, environ: Mapping[str, str],
 
 
 async def run(settings: Settings, environ: Mapping[str, str], supervisor: Supervisor, log: Any,
-              make_output: OutputFactory, fields: dict[str, Any]) -> int:
-    return await Training(settings, environ, supervisor, log, make_output, fields).run()
+              make_output: OutputFactory, fields: dict[str, Any], watchdog: Any = None) -> int:
+    return await Training(settings, environ, supervisor, log, make_output, fields,
+                          watchdog).run()
