@@ -90,6 +90,13 @@ def prepare(name: str, resume: bool) -> Path:
             shutil.copy2(source, tree / item)
     if kept is not None:
         cache.write_bytes(kept)
+        # Kills stand; every other result is tested again (mutmut itself retests a survivor
+        # only when it sees the tests change, which it does not always notice).
+        db = sqlite3.connect(cache)
+        db.execute("UPDATE Mutant SET status = 'untested' WHERE status NOT IN "
+                   "('ok_killed', 'bad_timeout')")
+        db.commit()
+        db.close()
     return tree
 
 

@@ -418,8 +418,8 @@ def test_a_blank_line_first_in_a_read_after_a_traceback_loses_nothing():
 def test_a_growing_group_is_due_when_its_last_line_goes_idle():
     framer = LineFramer(group_idle=0.2)
     framer.feed(b"head\n", 10.0)
-    framer.feed(b"  more\n", 11.0)
-    assert 11.2 == pytest.approx(framer.next_deadline())
+    assert [] == framer.feed(b"  more\n", 10.1)  # within the idle time: the group grows
+    assert 10.3 == pytest.approx(framer.next_deadline())
 
 
 def test_an_over_long_source_line_in_a_traceback_is_not_taken_for_its_exception():
@@ -500,3 +500,9 @@ def test_output_of_only_carriage_returns_shows_nothing():
 def test_invalid_utf8_in_a_progress_state_is_replaced():
     items = LineFramer().feed(b"0%\r\xff ok\r", 0.0)
     assert ("progress", "\ufffd ok") == flat(items)[-1]
+
+
+def test_a_blank_line_after_a_traceback_does_not_chain_the_next_one_to_it():
+    second = "Traceback (most recent call last):\n  File \"b.py\", line 1\nKeyError: 1"
+    items = frame([f"{TRACEBACK}\n\n{second}\n".encode()])
+    assert [("traceback", TRACEBACK), ("line", ""), ("traceback", second)] == flat(items)
