@@ -499,3 +499,13 @@ def test_an_error_file_whose_callstack_is_not_text_is_passed_over(tmp_path):
         *root_cause_block(rank="3 (local_rank: 1)", error_file=str(error_file)),
         rank_lines=rank))
     assert reason.startswith("ValueError: v\n")
+
+
+def test_a_rank_traceback_with_a_report_that_gives_no_exit_code():
+    rank = ["[rank3]: Traceback (most recent call last):", '[rank3]:   File "t.py", line 5',
+            "[rank3]: ValueError: v"]
+    reason = describe("t.py", 1, None, None, None, 110, torchrun_tail(
+        *root_cause_block(rank="3 (local_rank: 1)"), rank_lines=rank))
+    assert reason.split("\n")[:2] == [
+        "ValueError: v", "Raised in rank 3 (local rank 1); torchrun then stopped the other ranks "
+        "(ChildFailedError)."]
