@@ -146,7 +146,7 @@ class OutputWriter:
                 try:
                     self.loop.call_soon_threadsafe(callback)
                 except RuntimeError:  # asyncio's loop is closed: nobody waits for room any more
-                    break
+                    break  # (the other callbacks would meet the same closed loop)
 
     def _write_all(self, data: bytes) -> None:
         view = memoryview(data)

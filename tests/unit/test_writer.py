@@ -2,6 +2,7 @@
 
 import os
 import threading
+import time
 
 from supervisor.core.eventloop import EventLoop
 from supervisor.logs import writer as writer_module
@@ -140,6 +141,11 @@ def test_a_stdout_someone_made_non_blocking_still_gets_everything():
     out = OutputWriter(w, "stdout")
     data = os.urandom(1 << 20)  # far more than the pipe holds
     out.write(data)
+    deadline = time.monotonic() + 30
+    while out.written_bytes == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.2)  # the pipe is full: the writer waits for room (EAGAIN, then select)
+    assert 0 < out.written_bytes < len(data)
     received = []
     reader = threading.Thread(target=lambda: received.append(read_all(r)))
     reader.start()
