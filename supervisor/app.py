@@ -71,6 +71,7 @@ def run(settings: Settings, environ: Mapping[str, str]) -> int:
     supervisor: Supervisor | None = None
     watchdog: Any = None
     code: int | None = None
+    error: str | None = None  # sm-entry's own failure, when it is why we exit
     try:
         supervisor = Supervisor(loop, log, settings.stop_timeout, Terminal.of_stdin(),
                                 drain_timeout=settings.drain_timeout,
@@ -111,7 +112,7 @@ def run(settings: Settings, environ: Mapping[str, str]) -> int:
         return code
     except errors.EntryError as exc:
         log.error(exc.message, exit_code=exc.exit_code)
-        code = exc.exit_code
+        code, error = exc.exit_code, exc.message
         return code
     except BaseException:
         # A bug of ours: take the children with us rather than leave them orphaned.
@@ -122,20 +123,20 @@ def run(settings: Settings, environ: Mapping[str, str]) -> int:
         if watchdog is not None:
             watchdog.close()
         if code is not None:
-            _summarize(log, settings, clock, code, supervisor)
+            _summarize(log, settings, clock, code, supervisor, error)
         _flush(log, settings.drain_timeout, stdout, stderr)
         loop.close()
 
 
 def _summarize(log: Any, settings: Settings, clock: Any, code: int,
-               supervisor: Supervisor | None) -> None:
+               supervisor: Supervisor | None, error: str | None) -> None:
     """One `job summary` event (a short block in text format)."""
     from supervisor.summary import text_block
 
     started = supervisor.started if supervisor else {}
     restarts = max(0, started.get("model server", 0) - 1) if settings.mode is Mode.SERVE else None
     fields = clock.summary(code, supervisor.stop_signal if supervisor else None, restarts,
-                           supervisor.last_summary if supervisor else {})
+                           supervisor.last_summary if supervisor else {}, error)
     if settings.log_format == "text":
         log.info(text_block(fields))
     else:

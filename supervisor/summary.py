@@ -8,34 +8,14 @@ that cgroup.
 
 from __future__ import annotations
 
+import contextlib
 import resource
 import signal
 import time
 from typing import Any
 
 from supervisor.core import memory
-from supervisor.core.outcome import (
-    EXIT_CONFIG,
-    EXIT_INTERNAL_ERROR,
-    EXIT_NO_TMPDIR,
-    EXIT_NOT_EXECUTABLE,
-    EXIT_NOT_FOUND,
-    EXIT_OK,
-    EXIT_SETUP_FAILED,
-    EXIT_USAGE,
-    SIGNAL_EXIT_BASE,
-)
-
-REASONS = {
-    EXIT_OK: "success",
-    EXIT_USAGE: "bad command line",
-    EXIT_SETUP_FAILED: "setup failed",
-    EXIT_INTERNAL_ERROR: "internal error of sm-entry",
-    EXIT_NO_TMPDIR: "no directory to unpack into",
-    EXIT_CONFIG: "malformed configuration",
-    EXIT_NOT_EXECUTABLE: "program not executable",
-    EXIT_NOT_FOUND: "program not found",
-}
+from supervisor.core.outcome import EXIT_OK, SIGNAL_EXIT_BASE
 
 
 class JobClock:
@@ -47,13 +27,13 @@ class JobClock:
         self.before = self.cgroup.read() if self.cgroup else None
 
     def summary(self, exit_code: int, stop_signal: int | None, restarts: int | None,
-                metrics: dict[str, Any]) -> dict[str, Any]:
+                metrics: dict[str, Any], error: str | None = None) -> dict[str, Any]:
         usage = resource.getrusage(resource.RUSAGE_CHILDREN)
         after = self.cgroup.read() if self.cgroup else None
         peak = after.peak if after and after.peak else usage.ru_maxrss * 1024
         fields: dict[str, Any] = {
             "exit_code": exit_code,
-            "reason": reason(exit_code, stop_signal),
+            "reason": error.split("\n")[0][:200] if error else reason(exit_code, stop_signal),
             "wall_s": round(time.monotonic() - self.started, 3),
             "cpu_user_s": round(usage.ru_utime, 3),
             "cpu_system_s": round(usage.ru_stime, 3),
@@ -71,23 +51,20 @@ class JobClock:
 
 
 def reason(exit_code: int, stop_signal: int | None) -> str:
-    if stop_signal is not None:
-        return f"stopped by {signal.Signals(stop_signal).name}" + (
-            "" if exit_code == EXIT_OK else f", then exit code {exit_code}")
-    if exit_code in REASONS:
-        return REASONS[exit_code]
+    """How the job's own exit code reads (sm-entry's own failures pass their message)."""
+    text = "success" if exit_code == EXIT_OK else f"exit code {exit_code}"
     if exit_code > SIGNAL_EXIT_BASE:
-        try:
-            return f"killed by {signal.Signals(exit_code - SIGNAL_EXIT_BASE).name}"
-        except ValueError:
-            pass
-    return f"exit code {exit_code}"
+        with contextlib.suppress(ValueError):
+            text += f" (128+{signal.Signals(exit_code - SIGNAL_EXIT_BASE).name})"
+    if stop_signal is not None:
+        return f"stopped by {signal.Signals(stop_signal).name}: {text}"
+    return text
 
 
 def text_block(fields: dict[str, Any]) -> str:
     """The summary for a person: a few short lines."""
     code, why = fields["exit_code"], fields["reason"]
-    lines = [f"job summary: {why}" + ("" if why == f"exit code {code}" else f" (exit code {code})"),
+    lines = [f"job summary: {why}" + ("" if f"exit code {code}" in why else f" (exit code {code})"),
              f"  wall {fields['wall_s']:g} s, CPU {fields['cpu_user_s']:g} s user + "
              f"{fields['cpu_system_s']:g} s system",
              f"  peak memory {memory.human_bytes(fields['peak_memory_bytes'])} "

@@ -157,7 +157,7 @@ def test_events_say_exactly_what_happened(sm_entry):
         assert ["sm-entry started", "child started", "signal forwarded", "stop requested",
                 "signal forwarded", "child exited", "job summary"] == [e["msg"] for e in seen]
         summary = seen[-1]
-        assert (0, "stopped by SIGTERM") == (summary["exit_code"], summary["reason"])
+        assert (0, "stopped by SIGTERM: success") == (summary["exit_code"], summary["reason"])
     finally:
         proc.close()
 

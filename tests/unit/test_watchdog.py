@@ -22,3 +22,4 @@ def test_the_reason_names_at_most_five_processes_and_counts_the_rest():
     assert lines[1] == "PID 10 python3 rank0.py (S, 0.5 s CPU)"
     assert lines[2] == "PID 11 python3 rank1.py (S, waiting in futex_wait_queue, 0.5 s CPU)"
     assert lines[6:] == ["... and 2 more"]
+
