@@ -52,7 +52,8 @@ def main():
         return first.exit_code * 0 + second.exit_code
 
     code = run_until_complete(loop, job())
-    os.write(1, f"exit {code} asyncio={'asyncio' in sys.modules}\n".encode())
+    os.write(1, f"exit {code} asyncio={'asyncio' in sys.modules} started={supervisor.started}\n"
+             .encode())
     os._exit(0)
 
 

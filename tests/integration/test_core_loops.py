@@ -26,9 +26,10 @@ def test_a_child_runs_then_another_each_with_its_own_result(core):
     try:
         result = proc.wait_for_line(r"^result ").string
         assert "result code=5 signal=None started=True stop_signal=None killed_by_us=None" == result
-        line = proc.wait_for_line(r"^exit (\d+) asyncio=(\w+)")
+        line = proc.wait_for_line(r"^exit (\d+) asyncio=(\w+) started=(.*)$")
         assert "3" == line.group(1)  # the second child's code
         assert (core.loop == "asyncio") == (line.group(2) == "True")
+        assert "{'child': 2}" == line.group(3)  # children started, by name (restarts of serve)
         proc.wait()
         assert "first child done 5" in proc.stderr_text()
     finally:

@@ -278,10 +278,11 @@ def test_a_renderer_that_fails_still_writes_the_lines_as_text():
         raise ValueError("a bug of ours")
 
     h.output.relays["stdout"].render = broken
-    os.write(h.child_end, b"first\n  indented\nsecond\n")  # a group, then a line: two items
+    # a group and a line in one read: one batch of two items (the last line is held apart)
+    os.write(h.child_end, b"first\n  indented\nsecond\nthird\n")
     os.close(h.child_end)
     h.run_until_closed()
-    assert b"first\n  indented\nsecond\n" == h.printed()
+    assert b"first\n  indented\nsecond\nthird\n" == h.printed()
 
 
 def test_a_later_deadline_is_timed_after_an_earlier_one_fired():
@@ -333,3 +334,27 @@ def test_a_reader_that_stops_reading_later_is_given_up_at_the_next_check(monkeyp
     assert h.stdout.flush(5), (h.stdout.pending_bytes, h.stdout.error)
     os.close(h.stdout.fd)
     h.loop.close()
+
+
+def test_each_read_tells_the_watchdog_when_the_job_last_printed():
+    from supervisor.core.watchdog import OutputActivity
+
+    loop = EventLoop()
+    out_r, out_w = os.pipe()
+    stdout = OutputWriter(out_w, "stdout", loop)
+    activity = OutputActivity(-1.0)
+    output = ChildOutput(loop, "json", {}, stdout, OutputWriter(2, "stderr", loop),
+                         relay_stderr=False, activity=activity)
+    child_end = os.dup(output.child_fd("stdout"))
+    output.started(1)
+    before = loop.time()
+    os.write(child_end, b"a line\n")
+    os.close(child_end)
+    output.on_closed = loop.stop
+    loop.call_later(30, loop.stop)
+    loop.run_forever()
+    assert before <= activity.last <= loop.time()
+    assert stdout.flush(10)
+    os.close(out_w)
+    os.close(out_r)
+    loop.close()

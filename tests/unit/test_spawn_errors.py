@@ -42,3 +42,12 @@ def test_a_script_whose_interpreter_is_missing_is_126_and_says_so(tmp_path, by_p
     assert isinstance(error, errors.CommandNotExecutable)
     assert (f"{argv[0]}: bad interpreter: the program it names (#! line or loader) does not "
             "exist") == error.message
+
+
+def test_a_file_that_may_not_be_executed_is_126_with_the_system_s_words(tmp_path):
+    script = tmp_path / "train.sh"
+    script.write_text("echo hi\n")
+    script.chmod(0o644)
+    error = spawn_error(["./train.sh"], {"PATH": "/usr/bin:/bin"}, cwd=str(tmp_path))
+    assert isinstance(error, errors.CommandNotExecutable)
+    assert "./train.sh: Permission denied" == error.message
