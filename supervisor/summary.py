@@ -9,7 +9,6 @@ that cgroup.
 from __future__ import annotations
 
 import contextlib
-import resource
 import signal
 import time
 from typing import Any
@@ -28,6 +27,8 @@ class JobClock:
 
     def summary(self, exit_code: int, stop_signal: int | None, restarts: int | None,
                 metrics: dict[str, Any], error: str | None = None) -> dict[str, Any]:
+        import resource  # at exit only: start-up does not pay for it
+
         usage = resource.getrusage(resource.RUSAGE_CHILDREN)
         after = self.cgroup.read() if self.cgroup else None
         peak = after.peak if after and after.peak else usage.ru_maxrss * 1024
