@@ -498,3 +498,14 @@ def test_neuron_cores_are_64_on_trn2_48xlarge_else_summed_from_neuron_ls(tmp_pat
         fake_tool(bin_dir, "neuron-ls", script)
     monkeypatch.setenv("PATH", str(bin_dir))
     assert neurons == environment.num_neurons(instance_type)
+
+
+def test_what_a_launcher_is_told_of_the_cluster():
+    hetero = environment.distribution(make({"sagemaker_torch_distributed_enabled": "true"},
+                                           {**HETERO, "network_interface_name": "ens5"}))
+    assert ({"sagemaker_torch_distributed_enabled": True}, ["algo-4", "algo-3"], "algo-3",
+            "algo-4", "ens5") == (hetero.framework, hetero.hosts, hetero.current_host,
+                                  hetero.master, hetero.interface)
+    plain = environment.distribution(make({}, NO_GROUPS))
+    assert (["algo-2", "algo-1"], "algo-1", "algo-2", "eth0") == (
+        plain.hosts, plain.current_host, plain.master, plain.interface)
