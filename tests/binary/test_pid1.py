@@ -124,9 +124,18 @@ def bootloader_holds_signals(proc, signum):
 
     While it unpacks they show as blocked; once it has started its child it
     takes them with sigtimedwait(), during which the kernel shows them unblocked.
+    Before it runs at all, PID 1 is still unshare's child, which also shows
+    SIGINT/SIGTERM blocked (unshare blocks them around its fork) and drops
+    them at exec: the process must already be our binary.
     """
-    wait_until(lambda: signal_blocked(proc.pid1, signum) or children_of(proc.pid1), timeout=10,
-               what="the bootloader to hold signals")
+    def ready():
+        try:
+            ours = not os.readlink(f"/proc/{proc.pid1}/exe").endswith("/unshare")
+        except OSError:
+            return False
+        return ours and (signal_blocked(proc.pid1, signum) or children_of(proc.pid1))
+
+    wait_until(ready, timeout=10, what="the bootloader to hold signals")
 
 
 def test_a_stop_signal_during_start_up_stops_the_job_before_it_runs(static, tmp_path):
