@@ -3,6 +3,7 @@
 import contextlib
 import json
 import os
+import threading
 
 import pytest
 
@@ -83,11 +84,18 @@ def test_nothing_is_lost_when_our_output_fills_up(monkeypatch):
     h.loop.call_soon(drain_slowly)
     h.run_until_closed()
     os.waitpid(pid, 0)
+    # The relay is done; our writer may still hold a pipe's worth: keep reading meanwhile.
+    os.set_blocking(h.out_r, True)
+
+    def read_the_rest():
+        while chunk := os.read(h.out_r, 1 << 16):
+            reader_output.append(chunk)
+
+    reader = threading.Thread(target=read_the_rest)
+    reader.start()
     assert h.stdout.flush(30)
     os.close(h.stdout.fd)
-    os.set_blocking(h.out_r, True)
-    while chunk := os.read(h.out_r, 1 << 16):
-        reader_output.append(chunk)
+    reader.join(30)
     os.close(h.out_r)
     h.loop.close()
     messages = [json.loads(line)["msg"] for line in b"".join(reader_output).splitlines()]
