@@ -10,7 +10,8 @@
   pytest then dies with us (PR_SET_PDEATHSIG) instead of spinning on as an orphan.
 - A mutant of the process tree code blinds the suite's own check for leftover
   processes (it uses that code): we are a subreaper, and kill whatever is left
-  under us with our own walk of /proc, so no mutant's processes outlive its run.
+  under us with our own walk of /proc, so no mutant's processes outlive its run,
+  and its temporary files go under a directory we remove.
 """
 
 import contextlib
@@ -20,6 +21,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 PR_SET_PDEATHSIG = 1
@@ -49,11 +51,16 @@ def left_under_us() -> list[int]:
 
 
 ctypes.CDLL(None).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-code = subprocess.call(sys.argv[1:], preexec_fn=die_with_parent)
+# The run's temporary files go under a directory of ours, removed below even when mutmut
+# killed pytest before its own clean-up ran.
+scratch = tempfile.mkdtemp(prefix="sm-entry-mutant-")
+code = subprocess.call(sys.argv[1:], preexec_fn=die_with_parent,
+                       env={**os.environ, "TMPDIR": scratch})
 for pid in left_under_us():
     with contextlib.suppress(OSError):
         os.kill(pid, signal.SIGKILL)
 with contextlib.suppress(ChildProcessError):
     while os.waitpid(-1, 0):
         pass
+shutil.rmtree(scratch, ignore_errors=True)
 sys.exit(0 if code == 0 else 1)
