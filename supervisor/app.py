@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import signal
 from collections.abc import Coroutine, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from supervisor import __version__, errors, executables
 from supervisor.core.eventloop import EventLoop
@@ -16,6 +16,9 @@ from supervisor.logs import events
 from supervisor.logs.relay import ChildOutput, Observer
 from supervisor.logs.writer import OutputWriter
 from supervisor.settings import Mode, Settings
+
+if TYPE_CHECKING:
+    from supervisor.summary import JobClock
 
 
 def run(settings: Settings, environ: Mapping[str, str]) -> int:
@@ -95,7 +98,8 @@ def run(settings: Settings, environ: Mapping[str, str]) -> int:
         if settings.mode is Mode.TRAIN:
             from supervisor.train import job
 
-            main = job.run(settings, environ, supervisor, log, make_output, fields, watchdog)
+            main = job.run(settings, environ, supervisor, log, make_output, fields, watchdog,
+                           clock)
         elif settings.mode is Mode.SERVE:
             from supervisor.serve import mode
 
@@ -128,7 +132,7 @@ def run(settings: Settings, environ: Mapping[str, str]) -> int:
         loop.close()
 
 
-def _summarize(log: Any, settings: Settings, clock: Any, code: int,
+def _summarize(log: Any, settings: Settings, clock: JobClock, code: int,
                supervisor: Supervisor | None, error: str | None) -> None:
     """One `job summary` event (a short block in text format)."""
     from supervisor.summary import text_block

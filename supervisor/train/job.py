@@ -23,6 +23,7 @@ from supervisor.train import failure
 from supervisor.train.layout import Layout
 
 if TYPE_CHECKING:
+    from supervisor.summary import JobClock
     from supervisor.train.config import TrainingConfig
 
 OutputFactory = Callable[[Sequence[Any]], Any]  # observers -> ChildOutput
@@ -34,7 +35,7 @@ class Training:
 
     def __init__(self, settings: Settings, environ: Mapping[str, str], supervisor: Supervisor,
                  log: Any, make_output: OutputFactory, fields: dict[str, Any],
-                 watchdog: Any = None) -> None:
+                 watchdog: Any = None, clock: JobClock | None = None) -> None:
         self.settings = settings
         self.watchdog = watchdog  # its reason, when it stopped the job, leads output/failure
         self.environ = environ
@@ -43,8 +44,8 @@ class Training:
         self.make_output = make_output
         self.fields = fields
         self.layout = Layout(settings.root)
-        self.memory = memory.find()  # our cgroup's OOM-kill count tells OOM for certain
-        self._memory_before: memory.MemoryCounters | None = None
+        # Read at start (app.py): our cgroup's OOM-kill count then tells OOM for certain.
+        self.clock = clock
 
     async def run(self) -> int:
         try:
@@ -59,7 +60,6 @@ class Training:
         from supervisor.train import localtree, program, sourcedir
 
         layout = self.layout
-        self._memory_before = self.memory.read() if self.memory else None
         self._prepare_tree()
         if self.settings.hyperparameters or self.settings.channels:
             localtree.fill(layout, self.settings.hyperparameters, self.settings.channels)
@@ -165,10 +165,11 @@ class Training:
 
     def _out_of_memory(self, result: ChildResult, argv: list[str]) -> failure.OutOfMemory | None:
         """The OOM killer acted in our cgroup since the job started: who it killed, if we know."""
-        before = self._memory_before
-        if self.memory is None or before is None or before.oom_kills is None:
+        cgroup = self.clock.cgroup if self.clock else None
+        before = self.clock.before if self.clock else None
+        if cgroup is None or before is None or before.oom_kills is None:
             return None
-        after = self.memory.read()
+        after = cgroup.read()
         if after.oom_kills is None or after.oom_kills <= before.oom_kills:
             return None
         killed = None
@@ -282,6 +283,7 @@ def plan(settings: Settings, environ: Mapping[str, str],
 
 
 async def run(settings: Settings, environ: Mapping[str, str], supervisor: Supervisor, log: Any,
-              make_output: OutputFactory, fields: dict[str, Any], watchdog: Any = None) -> int:
+              make_output: OutputFactory, fields: dict[str, Any], watchdog: Any = None,
+              clock: JobClock | None = None) -> int:
     return await Training(settings, environ, supervisor, log, make_output, fields,
-                          watchdog).run()
+                          watchdog, clock).run()
