@@ -202,7 +202,8 @@ def test_text_format_writes_the_lines_as_they_are():
     assert b"plain\n  indented\n" == h.printed()
 
 
-def test_a_stalled_reader_of_our_output_is_given_up_and_the_loss_counted(monkeypatch):
+def stalled(monkeypatch):
+    """A job that wrote more than our output may queue, then ended; nobody reads our output."""
     from supervisor.logs import writer as writer_module
 
     monkeypatch.setattr(writer_module, "HIGH_WATER", 8 << 10)
@@ -215,6 +216,11 @@ def test_a_stalled_reader_of_our_output_is_given_up_and_the_loss_counted(monkeyp
     os.close(h.child_end)  # the job is gone; our output is not being read
     h.loop.call_later(0.5, h.loop.stop)
     h.loop.run_forever()
+    return h
+
+
+def test_a_stalled_reader_of_our_output_is_given_up_and_the_loss_counted(monkeypatch):
+    h = stalled(monkeypatch)
     assert not h.output.closed
     h.output.drain_started()  # the job's processes are gone
     relay = h.output.relays["stdout"]
@@ -320,18 +326,7 @@ def test_text_format_shows_what_a_terminal_would_of_redrawn_lines():
 
 
 def test_a_reader_that_stops_reading_later_is_given_up_at_the_next_check(monkeypatch):
-    from supervisor.logs import writer as writer_module
-
-    monkeypatch.setattr(writer_module, "HIGH_WATER", 8 << 10)
-    monkeypatch.setattr(writer_module, "LOW_WATER", 2 << 10)
-    h = Harness("json")
-    os.set_blocking(h.child_end, False)
-    with contextlib.suppress(BlockingIOError):
-        for _ in range(400):
-            os.write(h.child_end, b"y" * 1023 + b"\n")
-    os.close(h.child_end)
-    h.loop.call_later(0.5, h.loop.stop)
-    h.loop.run_forever()
+    h = stalled(monkeypatch)
     h.output.drain_started()
     h.stdout.written_bytes += 1  # our output moved during the first drain timeout
     assert h.output.stop_draining() is None
