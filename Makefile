@@ -19,7 +19,8 @@ STATICX_DIR := build/staticx
 # Debian packages the build needs, and those the tests and benchmarks add;
 # installed when missing (as root), so `make test` works on a fresh machine.
 BUILD_PACKAGES := python3-venv python3-dev gcc libc6-dev patch patchelf binutils scons
-TEST_PACKAGES := busybox-static podman runc tini hyperfine util-linux iproute2 procps
+TEST_PACKAGES := busybox-static podman runc tini hyperfine util-linux iproute2 procps \
+	openmpi-bin openssh-client openssh-server
 BENCH_PACKAGES := wrk nginx-light
 SOURCES := $(shell find supervisor -name '*.py') build.spec pyproject.toml
 

@@ -47,8 +47,11 @@ def run(settings: Settings, environ: Mapping[str, str]) -> int:
 
         activity = OutputActivity(loop.time())
 
-    def make_output(observers: Sequence[Observer] = ()) -> ChildOutput:
-        """Relay the child's stdout/stderr, except to a terminal (a person, not CloudWatch)."""
+    def make_output(observers: Sequence[Observer] = (), tags: str | None = None) -> ChildOutput:
+        """Relay the child's stdout/stderr, except to a terminal (a person, not CloudWatch).
+
+        `tags="mpirun"`: the child is mpirun --tag-output, its lines tagged by rank.
+        """
         record_fields = {"mode": settings.mode.value, "host": fields["host"]}
         if settings.metrics:
             from supervisor.logs.metrics import MetricScanner
@@ -66,6 +69,7 @@ def run(settings: Settings, environ: Mapping[str, str]) -> int:
             relay_stdout=not os.isatty(1),
             relay_stderr=not os.isatty(2),
             activity=activity,
+            tags=tags,
         )
 
     from supervisor.summary import JobClock

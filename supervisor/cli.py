@@ -256,14 +256,17 @@ def _key_values(ctx: click.Context, param: click.Parameter,
               help="Local run: make PATH the data of channel NAME (input/data/NAME).")
 @click.option("--host-wait", envvar="SM_ENTRY_HOST_WAIT", show_envvar=True,
               type=click.FloatRange(min=0), default=15 * 60.0, show_default=True,
-              metavar="SECONDS", help="Multi-host: how long the other hosts may take to resolve.")
+              metavar="SECONDS", help="Multi-host: how long the other hosts may take to resolve "
+              "(and, for MPI, to start their SSH daemons).")
 @click.option("--launcher", envvar="SM_ENTRY_LAUNCHER", show_envvar=True,
               type=click.Choice(["auto", "torchrun", "mpi", "none"]), default="auto",
               show_default=True,
               help="Start the program under torchrun on every host of the job (one rank per "
-              "GPU, else per Neuron core, else sagemaker_mpi_num_of_processes_per_host), or "
-              "alone. auto: torchrun when the hyperparameters enable torch_distributed or "
-              "pytorch_ddp.")
+              "GPU, else per Neuron core, else sagemaker_mpi_num_of_processes_per_host); or "
+              "under mpirun from the master, the other hosts running sshd (needs mpirun and "
+              "sshd in the image; sagemaker_mpi_num_of_processes_per_host, else one rank per "
+              "GPU, else 1); or alone. auto: mpi when sagemaker_mpi_enabled, torchrun when "
+              "the hyperparameters enable torch_distributed or pytorch_ddp.")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 @click.pass_context
 def train(ctx: click.Context, /, hyperparameters: tuple[tuple[str, str], ...],

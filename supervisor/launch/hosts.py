@@ -1,8 +1,9 @@
-"""Multi-host training: wait until every host of the cluster resolves.
+"""Multi-host training: wait until every host of the cluster resolves (and, for MPI, listens).
 
 On a multi-host job the other instances' names (algo-2, ...) may not resolve
 in DNS for a while after we start. The program would fail to connect, so we
-wait for all of them, with exponential backoff and a deadline.
+wait for all of them, with exponential backoff and a deadline. An MPI master
+then waits, the same way, for its workers' SSH daemons.
 """
 
 from __future__ import annotations
@@ -56,6 +57,50 @@ async def wait_for_hosts(
                 f"(cluster: {', '.join(hosts)}); check the network and DNS, or raise --host-wait"
             )
         log.info("waiting for hosts to resolve", missing=missing, attempt=attempt,
+                 waited_s=round(waited, 1), deadline_s=deadline_s)
+        await sleep(min(delay, max(0.0, deadline_s - waited)))
+        delay = min(delay * 2, MAX_RETRY)
+
+
+def accepts(host: str, port: int, timeout: float = 1.0) -> bool:
+    """Whether something listens at host:port (a TCP connection is accepted)."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except (OSError, UnicodeError):
+        return False
+
+
+async def wait_for_ssh(
+    hosts: Sequence[str],
+    deadline_s: float,
+    log: Any,
+    clock: Callable[[], float],
+    sleep: Callable[[float], Awaitable[object]],
+    port: int = 22,
+    accept: Callable[[str, int], bool] = accepts,
+) -> None:
+    """Return once every MPI worker's SSH daemon accepts connections; SetupError at the deadline.
+
+    The workers start sshd only once their code and requirements are in place,
+    so this is also the wait for them to be ready for their ranks.
+    """
+    started = clock()
+    delay = FIRST_RETRY
+    waiting = list(hosts)
+    while True:
+        waiting = [host for host in waiting if not accept(host, port)]
+        if not waiting:
+            log.info("MPI workers accept SSH connections", hosts=list(hosts),
+                     waited_s=round(clock() - started, 1))
+            return
+        waited = clock() - started
+        if waited >= deadline_s:
+            raise errors.SetupError(
+                f"MPI workers did not accept SSH connections on port {port} within "
+                f"{deadline_s:g} s: {', '.join(waiting)}; their sm-entry starts sshd once "
+                "their code is ready (see their logs), or raise --host-wait")
+        log.info("waiting for the MPI workers' SSH daemons", missing=waiting,
                  waited_s=round(waited, 1), deadline_s=deadline_s)
         await sleep(min(delay, max(0.0, deadline_s - waited)))
         delay = min(delay * 2, MAX_RETRY)

@@ -262,9 +262,11 @@ class ChildOutput:
         relay_stdout: bool = True,
         relay_stderr: bool = True,
         activity: Any = None,
+        tags: str | None = None,
     ) -> None:
         self.loop = loop
         self.activity = activity
+        self.tags = tags  # "mpirun": lines tagged by rank (mpirun --tag-output)
         self.log_format = log_format
         self.fields = fields
         self.writers = {"stdout": stdout, "stderr": stderr}
@@ -299,8 +301,15 @@ class ChildOutput:
                 render = TextRecordRenderer().render
             else:
                 render = None
+            framer: Any
+            if self.tags == "mpirun":
+                from supervisor.logs.ranktags import MpirunTagFramer
+
+                framer = MpirunTagFramer(**self.framer_options)
+            else:
+                framer = LineFramer(**self.framer_options)
             self.relays[stream] = StreamRelay(
-                self.loop, stream, read_fd, LineFramer(**self.framer_options), render,
+                self.loop, stream, read_fd, framer, render,
                 self.writers[stream], self.observers, self._relay_closed, self.activity,
             )
         self._pipes = {}

@@ -38,6 +38,9 @@ def run(settings: Settings, environ: Mapping[str, str], out: TextIO) -> int:
     if plan.install_package:
         out.write(f"before the program: pip install . in {layout.code_dir}\n")
     out.write(f"command: {shlex.join(redact_args(plan.command()))}\n")
+    if plan.mpi_worker:
+        out.write(f"  (an MPI worker: the master {plan.master}'s mpirun starts the ranks here "
+                  "over SSH)\n")
     out.write(f"working directory: {layout.code_dir}\n")
     out.write("environment:\n")
     for name, value in sorted(redact_env(plan.env).items()):

@@ -9,9 +9,10 @@ which one and who sent it.
 from __future__ import annotations
 
 import os
+import re
 import signal
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from supervisor.logs.framing import TRACEBACK_START, Item, Lines, Record
@@ -58,6 +59,8 @@ class StderrTail:
                     self._add_rank_lines(item.text)
                 self.lines.extend(item.text.split("\n")[-TAIL_LINES:])
             elif isinstance(item, Record):
+                if item.text.startswith(RANK_PREFIX):
+                    item = self._rank_record(item)
                 if item.kind == "traceback":
                     self._add_piece(item)
                 if item.text:
@@ -70,6 +73,16 @@ class StderrTail:
                 if sep and rank.isdigit():
                     kept = self.rank_lines.setdefault(rank, deque(maxlen=RANK_LINES))
                     kept.append(rest)
+
+    def _rank_record(self, item: Record) -> Record:
+        """A record of one rank (mpirun's, framed per rank): its lines join the rank's."""
+        rank, sep, rest = item.text[len(RANK_PREFIX):].partition("]: ")
+        if not (sep and rank.isdigit()):
+            return item
+        tag = f"{RANK_PREFIX}{rank}]: "  # torch's tag on every line, mpirun's on the first
+        lines = [line.removeprefix(tag) for line in rest.split("\n")]
+        self.rank_lines.setdefault(rank, deque(maxlen=RANK_LINES)).extend(lines)
+        return item._replace(text="\n".join(lines))
 
     def rank_traceback(self, rank: str) -> str | None:
         """The last traceback a rank printed with its "[rankN]: " prefix."""
@@ -256,6 +269,59 @@ def _launcher_failure(tail: StderrTail) -> list[str] | None:
     return parts
 
 
+RankHost = Callable[[int], "tuple[str, int] | None"]  # rank -> (host, local rank)
+# mpirun's report of the first rank that failed (orte_abort_on_non_zero_status).
+MPIRUN_EXITED = "mpirun detected that one or more processes exited with non-zero status"
+_MPIRUN_PROCESS = re.compile(r"^\s*Process name: \[\[\d+,\d+\],(\d+)\]")
+_MPIRUN_EXIT_CODE = re.compile(r"^\s*Exit code:\s*(-?\d+)")
+_MPIRUN_SIGNAL = re.compile(r"mpirun noticed that process rank (\d+) with PID \d+ on node "
+                            r"(\S+) exited on signal (\d+)")
+
+
+def _mpirun_failure(tail: StderrTail, rank_host: RankHost) -> list[str] | None:
+    """For an mpirun whose rank failed: the rank's exception first, then which rank, where."""
+    lines = list(tail.lines)
+    rank: int | None = None
+    how = ""
+    killed = False
+    for index, line in enumerate(lines):
+        if MPIRUN_EXITED in line:
+            for later in lines[index + 1:]:
+                if (match := _MPIRUN_PROCESS.match(later)) and rank is None:
+                    rank = int(match[1])
+                elif match := _MPIRUN_EXIT_CODE.match(later):
+                    how = f"which exited with code {match[1]}"
+                    break
+        elif match := _MPIRUN_SIGNAL.search(line):
+            rank = int(match[1])
+            signum = int(match[3])
+            killed = signum == signal.SIGKILL
+            how = f"which was killed by {_signal_text(signum)}"
+    if rank is None:
+        return None
+    place = rank_host(rank)
+    where = (f"rank {rank} (local rank {place[1]}) on host {place[0]}" if place
+             else f"rank {rank}")
+    parts: list[str] = []
+    frames: list[str] = []
+    rank_traceback = tail.rank_traceback(str(rank))
+    if rank_traceback:
+        parts, frames = exception_summary(rank_traceback)
+    ended = f", {how}" if how else ""
+    if parts:
+        parts.append(f"Raised in {where}{ended}; mpirun then stopped the other ranks.")
+    else:
+        parts.append(f"mpirun: {where} failed{ended}; mpirun then stopped the other ranks.")
+        own = [line for line in tail.rank_lines.get(str(rank), ()) if line.strip()][-5:]
+        if own:
+            parts.append("Last lines of its stderr:\n" + "\n".join(own))
+    if killed:
+        parts.append(f"The rank was killed by SIGKILL: {OOM_HINT}.")
+    if frames:
+        parts.append("Last frames:\n" + "\n".join(frames))
+    return parts
+
+
 @dataclass(frozen=True)
 class OutOfMemory:
     """The kernel's OOM killer did act in our cgroup while the program ran (its count grew)."""
@@ -281,10 +347,17 @@ def describe(
     stop_timeout: float,
     tail: StderrTail | None,
     oom: OutOfMemory | None = None,
+    rank_host: RankHost | None = None,
 ) -> str:
-    """The failure reason for a program that ended with `exit_code`."""
+    """The failure reason for a program that ended with `exit_code`.
+
+    `rank_host`: the program is mpirun; where each rank runs.
+    """
     parts: list[str] = [oom.text()] if oom else []
-    launcher = _launcher_failure(tail) if tail is not None else None
+    launcher = None
+    if tail is not None:
+        launcher = (_mpirun_failure(tail, rank_host) if rank_host is not None
+                    else _launcher_failure(tail))
     if launcher:
         parts.extend(launcher)
     elif tail is not None and tail.traceback:

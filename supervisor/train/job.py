@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -23,11 +23,16 @@ from supervisor.train import failure
 from supervisor.train.layout import Layout
 
 if TYPE_CHECKING:
+    from supervisor.launch.mpi import Mpi
     from supervisor.summary import JobClock
     from supervisor.train.config import TrainingConfig
 
-OutputFactory = Callable[[Sequence[Any]], Any]  # observers -> ChildOutput
+OutputFactory = Callable[..., Any]  # (observers, tags=None) -> ChildOutput
 REQUIREMENTS = "requirements.txt"
+# The master's report to its MPI workers: never a prompt, never a long hang.
+REPORT_SSH_OPTIONS = ("-o", "BatchMode=yes", "-o", "ConnectTimeout=10",
+                      "-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=2")
+REPORT_WAIT_TEXT = "when its ranks have ended (after a wait) or when the platform stops it"
 
 
 class Training:
@@ -46,6 +51,7 @@ class Training:
         self.layout = Layout(settings.root)
         # Read at start (app.py): our cgroup's OOM-kill count then tells OOM for certain.
         self.clock = clock
+        self.mpi_workers: list[str] = []  # an MPI master's workers, until told the outcome
 
     async def run(self) -> int:
         try:
@@ -53,6 +59,7 @@ class Training:
         except errors.EntryError as exc:
             self.log.error(exc.message, exit_code=exc.exit_code)
             self._fail(exc.message)
+            await self._report_to_workers(exc.exit_code)
             return exc.exit_code
 
     async def _run(self) -> int:
@@ -76,9 +83,8 @@ class Training:
         self.log.info("training job", hosts=job.hosts, current_host=job.current_host,
                       master=job.master, num_cpus=job.num_cpus, num_gpus=job.num_gpus,
                       program=argv[0], launcher=job.launcher)
-        if job.launcher == "mpi":
-            self.log.warning("sagemaker_mpi_enabled: launching with mpirun is not supported "
-                             "yet; the program runs once on this host")
+        if job.mpi is not None and job.mpi.is_master and job.takes_part:
+            self.mpi_workers = job.mpi.workers  # told how the job ended, whatever happens now
         if not job.takes_part:
             self.log.info("this host is not in the distribution instance groups: nothing to "
                           "run here", distribution_hosts=job.distribution_hosts)
@@ -95,7 +101,63 @@ class Training:
         if job.install_package:
             await self._install([program.python_command(env), "-m", "pip", "install", "."],
                                 env, "pip install . (the code directory's package)")
-        return await self._run_program(argv, env, failure.program_label(job.program))
+        if job.mpi is not None and job.mpi_worker:
+            return await self._mpi_worker(job)
+        if job.mpi is not None and job.mpi.workers:
+            await hosts.wait_for_ssh(job.mpi.workers, self.settings.host_wait, self.log,
+                                     self.supervisor.loop.time, self._sleep)
+        code = await self._run_program(argv, env, failure.program_label(job.program),
+                                       mpi=job.mpi)
+        await self._report_to_workers(code)
+        return code
+
+    async def _mpi_worker(self, job: Plan) -> int:
+        """An MPI worker: sshd for the master's mpirun, then the job's end as the master says."""
+        from supervisor.launch.mpiworker import MpiWorker
+
+        assert job.mpi is not None
+        tail = failure.StderrTail()
+        worker = MpiWorker(self.supervisor, self.log, job.mpi.master)
+        report = await worker.run(job.launched[0], job.env, self.layout.code_dir,
+                                  self.make_output([tail]))
+        if report is None:
+            self._stopped("the MPI job")
+        assert report is not None
+        if report.exit_code == outcome.EXIT_OK:
+            self._succeed()
+            return outcome.EXIT_OK
+        self._fail(f"The MPI job failed on the master host {report.master} (exit code "
+                   f"{report.exit_code}): {report.reason or 'see its log'}")
+        return report.exit_code
+
+    async def _report_to_workers(self, code: int) -> None:
+        """Tell each MPI worker how the job ended (over SSH), so that it exits too."""
+        workers, self.mpi_workers = self.mpi_workers, []
+        if not workers or self.supervisor.stop_signal is not None:
+            return  # stopped: the platform stops the workers too
+        from supervisor.launch.mpiworker import Report, report_command
+
+        reason = None
+        if code != outcome.EXIT_OK:
+            with contextlib.suppress(OSError), open(self.layout.failure_file,
+                                                    encoding="utf-8") as handle:
+                reason = handle.read()
+        command = report_command(Report(code, reason, str(self.fields["host"])))
+        children = []
+        for host in workers:
+            spec = ChildSpec(argv=["ssh", *REPORT_SSH_OPTIONS, host, command],
+                             env=dict(self.environ), name="mpi report", output=self.make_output([]))
+            try:
+                children.append((host, self.supervisor.start(spec)))
+            except errors.EntryError as exc:
+                self.log.warning("cannot tell the MPI workers how the job ended",
+                                 error=exc.message)
+                return
+        for host, child in children:
+            result: ChildResult = await child.done
+            if result.exit_code != 0:
+                self.log.warning("could not tell an MPI worker how the job ended; it stops "
+                                 f"{REPORT_WAIT_TEXT}", host=host, exit_code=result.exit_code)
 
     def _prepare_tree(self) -> None:
         """The directories the program writes to; no outcome file left from an earlier run."""
@@ -131,14 +193,17 @@ class Training:
                                 + (f":\n{detail}" if detail else ""))
 
     async def _child(self, argv: list[str], env: dict[str, str], name: str,
-                     tail: failure.StderrTail) -> ChildResult:
+                     tail: failure.StderrTail, tags: str | None = None) -> ChildResult:
         spec = ChildSpec(argv=argv, env=env, cwd=self.layout.code_dir, name=name,
-                         output=self.make_output([tail]))
+                         output=self.make_output([tail], tags=tags))
         return await self.supervisor.run(spec)
 
-    async def _run_program(self, argv: list[str], env: dict[str, str], label: str) -> int:
+    async def _run_program(self, argv: list[str], env: dict[str, str], label: str,
+                           mpi: Mpi | None = None) -> int:
         tail = failure.StderrTail()
-        result = await self._child(argv, env, "program", tail)
+        # mpirun --tag-output: each rank's lines framed on their own, the rank a field.
+        tags = "mpirun" if mpi is not None else None
+        result = await self._child(argv, env, "program", tail, tags)
         if not result.started:
             self._fail("the job was stopped before the training program started")
             return result.exit_code
@@ -155,6 +220,7 @@ class Training:
             stop_timeout=self.settings.stop_timeout,
             tail=tail,
             oom=self._out_of_memory(result, argv),
+            rank_host=mpi.rank_host if mpi is not None else None,
         )
         if self.watchdog is not None and self.watchdog.reason:
             reason = failure.truncate(f"{self.watchdog.reason}\n{reason}")
@@ -211,9 +277,15 @@ class Plan:
     submit_directory: str | None
     config_sources: dict[str, str | None]
     launcher: str = "none"  # torchrun | mpi | none
-    launched: tuple[str, ...] = ()  # the launcher's argv around the program (torchrun)
+    # The launcher's argv around the program (torchrun, mpirun); an MPI worker's sshd.
+    launched: tuple[str, ...] = ()
     takes_part: bool = True  # False: outside the distribution instance groups, runs nothing
     distribution_hosts: tuple[str, ...] = ()
+    mpi: Mpi | None = None  # an MPI job: this host's part (master or worker)
+
+    @property
+    def mpi_worker(self) -> bool:
+        return self.mpi is not None and not self.mpi.is_master
 
     def command(self) -> list[str]:
         return list(self.launched) if self.launched else [*self.program, *self.user_args]
@@ -242,7 +314,8 @@ def plan(settings: Settings, environ: Mapping[str, str],
     cfg = cfg or read_config(layout)
     resources = environment.detect_resources(
         str(cfg.resource_config.get("current_instance_type") or "local"))
-    env = {**environ, **environment.training_env(cfg, layout, environ, resources)}
+    toolkit_env = environment.training_env(cfg, layout, environ, resources)
+    env = {**environ, **toolkit_env}
     argv, install_package = program.training_command(
         settings.command, environment.user_entry_point(cfg, environ), layout.code_dir, env,
         settings.own_executable)
@@ -251,6 +324,7 @@ def plan(settings: Settings, environ: Mapping[str, str],
     launcher = torchrun.choose(settings.launcher, distribution.framework)
     launched: list[str] = []
     takes_part = True
+    mpi = None
     if launcher == "torchrun":
         run = torchrun.Torchrun(
             hosts=distribution.hosts, current_host=distribution.current_host,
@@ -261,8 +335,23 @@ def plan(settings: Settings, environ: Mapping[str, str],
         if takes_part:
             env.update(run.environment(env))
             launched = run.command([*argv, *user_args], env)
-    elif launcher == "mpi" and settings.launcher == "mpi":
-        raise errors.ConfigError("--launcher", "mpi is not supported yet (use torchrun or none)")
+    elif launcher == "mpi":
+        from supervisor.launch import mpi as mpi_launch
+
+        mpi = mpi_launch.Mpi(
+            hosts=distribution.hosts, current_host=distribution.current_host,
+            master=distribution.master, interface=distribution.interface,
+            processes_per_host=mpi_launch.processes_per_host(resources.num_gpus,
+                                                             distribution.framework),
+            framework=distribution.framework)
+        takes_part = mpi.takes_part
+        if takes_part and mpi.is_master:
+            launched = mpi.command([*argv, *user_args], env, sorted(toolkit_env),
+                                   mpi4py=mpi_launch.has_mpi4py(argv[0], env))
+        elif takes_part:
+            from supervisor.launch.mpiworker import find_sshd
+
+            launched = [find_sshd(env), "-D", "-e"]  # the ranks come from the master's mpirun
     return Plan(
         hosts=[str(host) for host in cfg.resource_config.get("hosts") or []],
         current_host=str(cfg.resource_config.get("current_host") or ""),
@@ -279,6 +368,7 @@ def plan(settings: Settings, environ: Mapping[str, str],
         launched=tuple(launched),
         takes_part=takes_part,
         distribution_hosts=tuple(distribution.hosts),
+        mpi=mpi,
     )
 
 

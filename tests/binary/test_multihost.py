@@ -1,14 +1,18 @@
-"""Two hosts as two network namespaces: `sm-entry train` on each starts torchrun, the ranks meet.
+"""Two hosts as two network namespaces: `sm-entry train` on each starts torchrun or mpirun.
 
 Each "host" is a network namespace with an `eth0` (one end of a veth pair)
 and its own /etc/hosts naming algo-1 and algo-2 (`ip netns exec` binds
 /etc/netns/NAME/hosts), running the static binary with its own root and
-resourceconfig.json. Needs root, `ip`, dist/sm-entry and torch in .venv.
+resourceconfig.json. Needs root, `ip`, dist/sm-entry and torch in .venv;
+the MPI tests need Open MPI and OpenSSH (client and server) instead of torch,
+configured as an MPI image is: /etc/ssh (here /etc/netns/NAME/ssh) with a
+host key, a user key the hosts accept, and no host-key prompts.
 """
 
 import json
 import os
 import shutil
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -23,6 +27,7 @@ from tests.support import (
     require_root,
     require_tool,
     torch_problem,
+    wait_until,
 )
 
 HOSTS = ["algo-1", "algo-2"]
@@ -33,10 +38,17 @@ HYPERPARAMETERS = {"sagemaker_program": '"allreduce.py"',
 TIMEOUT = 300
 
 
+MPI_HYPERPARAMETERS = {"sagemaker_program": '"mpi_ranks.py"', "sagemaker_mpi_enabled": "true",
+                       "sagemaker_mpi_num_of_processes_per_host": "2",
+                       "sagemaker_mpi_custom_mpi_options": '"-x FAIL_RANK -x HOLD"'}
+
+
 class Cluster:
     """Two namespaces joined by a veth pair; removed whatever happens."""
 
-    def __init__(self, ip: str, tmp_path: Path) -> None:
+    def __init__(self, ip: str, tmp_path: Path, hyperparameters=None, program="allreduce.py"):
+        self.hyperparameters = hyperparameters or HYPERPARAMETERS
+        self.program = program
         self.ip = ip
         tag = f"{os.getpid() % 100000}"
         self.names = {host: f"sm{tag}-{host}" for host in HOSTS}
@@ -64,12 +76,35 @@ class Cluster:
         root = self.tmp_path / host
         (root / "input" / "config").mkdir(parents=True)
         config = root / "input" / "config"
-        (config / "hyperparameters.json").write_text(json.dumps(HYPERPARAMETERS))
+        (config / "hyperparameters.json").write_text(json.dumps(self.hyperparameters))
         (config / "resourceconfig.json").write_text(json.dumps(
             {"current_host": host, "hosts": HOSTS, "network_interface_name": "eth0"}))
         (root / "code").mkdir()
-        shutil.copy(CHILDREN / "allreduce.py", root / "code" / "allreduce.py")
+        shutil.copy(CHILDREN / self.program, root / "code" / self.program)
         return root
+
+    def configure_ssh(self, keygen: str) -> None:
+        """Each host's /etc/ssh as an MPI image has it: sshd and ssh trusting one key."""
+        keys = self.tmp_path / "ssh"
+        keys.mkdir()
+        for name in ("host_key", "user_key"):
+            subprocess.run([keygen, "-q", "-t", "ed25519", "-N", "", "-f", str(keys / name)],
+                           check=True, timeout=60)
+        shutil.copy(keys / "user_key.pub", keys / "authorized_keys")
+        for ns in self.names.values():
+            etc = Path("/etc/netns") / ns / "ssh"
+            etc.mkdir(parents=True)
+            (etc / "sshd_config").write_text(
+                f"HostKey {keys / 'host_key'}\nAuthorizedKeysFile {keys / 'authorized_keys'}\n"
+                "PermitRootLogin prohibit-password\nStrictModes no\nUsePAM no\n")
+            (etc / "ssh_config").write_text(
+                f"Host *\n  IdentityFile {keys / 'user_key'}\n  StrictHostKeyChecking no\n"
+                "  UserKnownHostsFile /dev/null\n  LogLevel ERROR\n")
+
+    def namespace_id(self, host: str) -> str:
+        return subprocess.run([self.ip, "netns", "exec", self.names[host], "readlink",
+                               "/proc/self/ns/net"], check=True, capture_output=True, text=True,
+                              timeout=30).stdout.strip()
 
     def train(self, host: str, root: Path, **extra: str) -> subprocess.Popen:
         env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "SM_ENTRY_LOG_FORMAT": "json",
@@ -107,8 +142,27 @@ def cluster(tmp_path):
         made.close()
 
 
+@pytest.fixture
+def mpi_cluster(tmp_path):
+    require_root()
+    ip = require_tool("ip")
+    require_binary(STATIC_BINARY)
+    for tool in ("mpirun", "ssh"):
+        require_tool(tool)
+    keygen = require_tool("ssh-keygen")
+    if not os.path.exists("/usr/sbin/sshd"):
+        pytest.skip("needs an SSH server (/usr/sbin/sshd): run `make test-deps` as root")
+    made = Cluster(ip, tmp_path, MPI_HYPERPARAMETERS, "mpi_ranks.py")
+    try:
+        made.configure_ssh(keygen)
+        yield made
+    finally:
+        made.close()
+
+
 def finish(proc: subprocess.Popen) -> tuple[int, str]:
-    _, stderr = proc.communicate(timeout=TIMEOUT)
+    stdout, stderr = proc.communicate(timeout=TIMEOUT)
+    proc.stdout_text = stdout
     return proc.returncode, stderr
 
 
@@ -145,3 +199,73 @@ def test_a_rank_that_raises_fails_both_hosts_and_is_named(cluster):
     reason = (roots["algo-2"] / "output" / "failure").read_text()
     assert reason.startswith("ValueError: corrupt shard on rank 3\nRaised in rank 3 (local rank 1)")
     assert (roots["algo-1"] / "output" / "failure").exists()
+
+
+def records(stderr: str) -> list[dict]:
+    return [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
+
+
+def test_mpirun_on_the_master_runs_two_ranks_on_each_host_and_both_succeed(mpi_cluster):
+    roots = {host: mpi_cluster.root(host) for host in HOSTS}
+    worker = mpi_cluster.train("algo-2", roots["algo-2"])
+    master = mpi_cluster.train("algo-1", roots["algo-1"])
+    (code, stderr), (worker_code, worker_stderr) = finish(master), finish(worker)
+    assert 0 == code, stderr[-3000:]
+    assert 0 == worker_code, worker_stderr[-3000:]
+    model = roots["algo-1"] / "model"  # the ranks write where the master's SM_MODEL_DIR says
+    where = {rank: (model / f"rank-{rank}.txt").read_text() for rank in range(4)}
+    assert [mpi_cluster.namespace_id("algo-1")] * 2 + [mpi_cluster.namespace_id("algo-2")] * 2 \
+        == [where[rank] for rank in range(4)]
+    # Every rank's line is a record of the master's log with its rank as a field.
+    said = {r["rank"]: r["msg"] for r in records(stdout_of(master)) if "rank" in r}
+    assert {rank: f"rank {rank} of 4, local rank {rank % 2}" for rank in range(4)} == said
+    assert (roots["algo-1"] / "output" / "success").exists()
+    assert (roots["algo-2"] / "output" / "success").exists()
+    started = [r for r in records(worker_stderr) if r.get("msg") == "child started"]
+    assert ["/usr/sbin/sshd", "-D", "-e"] == started[0]["argv"][:3]
+
+
+def stdout_of(proc: subprocess.Popen) -> str:
+    return proc.stdout_text  # set by finish()
+
+
+def test_a_rank_that_raises_on_the_worker_fails_both_hosts_and_is_named(mpi_cluster):
+    roots = {host: mpi_cluster.root(host) for host in HOSTS}
+    worker = mpi_cluster.train("algo-2", roots["algo-2"])
+    master = mpi_cluster.train("algo-1", roots["algo-1"], FAIL_RANK="3")
+    (code, stderr), (worker_code, _) = finish(master), finish(worker)
+    assert 1 == code and 1 == worker_code, stderr[-3000:]
+    reason = (roots["algo-1"] / "output" / "failure").read_text()
+    assert reason.startswith("ValueError: corrupt shard on rank 3\nRaised in rank 3 (local rank 1) "
+                             "on host algo-2, which exited with code 1; mpirun then stopped")
+    assert (roots["algo-2"] / "output" / "failure").read_text() == (
+        f"The MPI job failed on the master host algo-1 (exit code 1): {reason}")
+    traceback = [r for r in records(stderr) if r.get("rank") == 3 and r["level"] == "error"]
+    assert traceback[0]["msg"].startswith("Traceback (most recent call last):\n  File ")
+
+
+def ancestors(pid: int) -> list[int]:
+    chain = []
+    while pid > 1:
+        with open(f"/proc/{pid}/stat") as handle:
+            pid = int(handle.read().rsplit(")", 1)[1].split()[1])
+        chain.append(pid)
+    return chain
+
+
+def test_sigterm_to_a_worker_stops_the_ranks_under_its_sshd_and_the_job_fails(mpi_cluster):
+    roots = {host: mpi_cluster.root(host) for host in HOSTS}
+    worker = mpi_cluster.train("algo-2", roots["algo-2"])
+    master = mpi_cluster.train("algo-1", roots["algo-1"], HOLD="1")
+    model = roots["algo-1"] / "model"
+    wait_until(lambda: all((model / f"rank-{rank}.pid").exists() for rank in range(4)),
+               timeout=120, what="every rank holding")
+    pids = [int((model / f"rank-{rank}.pid").read_text()) for rank in (2, 3)]
+    assert all(worker.pid in ancestors(pid) for pid in pids)  # under sshd, under sm-entry
+    worker.send_signal(signal.SIGTERM)
+    worker_code, worker_stderr = finish(worker)
+    assert 143 == worker_code, worker_stderr[-3000:]
+    assert not [pid for pid in pids if os.path.exists(f"/proc/{pid}")]
+    assert (roots["algo-2"] / "output" / "failure").read_text().startswith("stopped")
+    code, stderr = finish(master)
+    assert code != 0, stderr[-3000:]

@@ -1,9 +1,11 @@
-"""`sm-entry train` under torchrun on one host: the ranks meet, a failing rank is named.
+"""`sm-entry train` under torchrun or mpirun on one host: the ranks meet, a failing rank is named.
 
-Needs torch importable by .venv/bin/python (`make test` installs torch==2.13.0).
+Needs torch importable by .venv/bin/python (`make test` installs torch==2.13.0), and Open MPI's
+mpirun for the MPI tests.
 """
 
 import json
+import shutil
 import signal
 import subprocess
 from pathlib import Path
@@ -11,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from supervisor.core import tree
-from tests.support import CHILDREN, VENV_PYTHON, Run, torch_problem
+from tests.support import CHILDREN, VENV_PYTHON, Run, require_tool, torch_problem
 
 HYPERPARAMETERS = {"sagemaker_program": '"allreduce.py"',
                    "sagemaker_torch_distributed_enabled": "true",
@@ -78,14 +80,51 @@ def test_a_host_outside_the_distribution_groups_runs_nothing_and_succeeds(sm_ent
     assert (root / "output" / "success").exists()
 
 
-def test_mpi_asked_for_explicitly_is_refused_clearly(sm_entry, tmp_path):
+def mpi_job(tmp_path, **hyperparameters):
+    root = tmp_path / "ml"
+    (root / "input" / "config").mkdir(parents=True)
+    (root / "input" / "config" / "hyperparameters.json").write_text(json.dumps({
+        "sagemaker_program": '"mpi_ranks.py"', "sagemaker_mpi_enabled": "true",
+        "sagemaker_mpi_num_of_processes_per_host": "2", **hyperparameters}))
+    (root / "code").mkdir()
+    (root / "code" / "mpi_ranks.py").write_text((CHILDREN / "mpi_ranks.py").read_text())
+    return root
+
+
+def test_mpi_on_one_host_runs_the_ranks_under_mpirun_each_line_with_its_rank(sm_entry, tmp_path):
+    require_tool("mpirun")
+    root = mpi_job(tmp_path)
+    result = train(sm_entry, root)
+    assert 0 == result.returncode, result.stderr[-3000:]
+    said = {r["rank"]: r["msg"] for r in map(json.loads, result.stdout.splitlines()) if "rank" in r}
+    assert {0: "rank 0 of 2, local rank 0", 1: "rank 1 of 2, local rank 1"} == said
+    assert (root / "model" / "rank-1.txt").exists() and (root / "output" / "success").exists()
+    started = [json.loads(line) for line in result.stderr.splitlines()
+               if '"msg":"child started"' in line][-1]
+    assert ["--host", "localhost:2", "-np", "2"] == started["argv"][1:5]  # no other host to wait for
+
+
+def test_a_failing_mpi_rank_is_named_with_its_exception(sm_entry, tmp_path):
+    require_tool("mpirun")
+    root = mpi_job(tmp_path, sagemaker_mpi_custom_mpi_options='"-x FAIL_RANK"')
+    result = train(sm_entry, root, FAIL_RANK="1")
+    assert 1 == result.returncode, result.stderr[-3000:]
+    assert (root / "output" / "failure").read_text().startswith(
+        "ValueError: corrupt shard on rank 1\nRaised in rank 1 (local rank 1) on host algo-1, "
+        "which exited with code 1; mpirun then stopped the other ranks.")
+
+
+def test_mpi_without_mpirun_says_what_to_install(sm_entry, tmp_path):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "true").symlink_to(shutil.which("true"))
     root = tmp_path / "ml"
     (root / "input" / "config").mkdir(parents=True)
     result = subprocess.run([*sm_entry, "--root", str(root), "train", "--launcher", "mpi", "--",
                              "true"], capture_output=True, text=True, timeout=120,
-                            stdin=subprocess.DEVNULL, env={"PATH": "/usr/bin:/bin"})
-    assert 78 == result.returncode
-    assert "--launcher: mpi is not supported yet" in (root / "output" / "failure").read_text()
+                            stdin=subprocess.DEVNULL, env={"PATH": str(bin_dir)})
+    assert 127 == result.returncode, result.stderr[-3000:]
+    assert "mpirun: needed on the master host" in (root / "output" / "failure").read_text()
 
 
 def test_a_stop_reaches_the_ranks_through_torchrun_and_none_is_left(sm_entry, torch_job):

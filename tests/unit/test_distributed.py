@@ -1,11 +1,11 @@
-"""Waiting for the other hosts: backoff, progress, deadline, stop."""
+"""Waiting for the other hosts (to resolve; MPI workers to listen): backoff, deadline, stop."""
 
 import asyncio
 
 import pytest
 
 from supervisor import errors
-from supervisor.launch.hosts import wait_for_hosts
+from supervisor.launch.hosts import accepts, wait_for_hosts, wait_for_ssh
 
 KNOWN = {"algo-1", "algo-2"}
 
@@ -75,3 +75,37 @@ def test_a_stop_ends_the_wait():
     with pytest.raises(errors.Stopped) as info:
         wait(["algo-3"], 60, clock, log, stopped)
     assert 143 == info.value.exit_code
+
+
+def wait_ssh(hosts, deadline, clock, log, listening):
+    asyncio.run(wait_for_ssh(hosts, deadline, log, clock, clock.sleep,
+                             accept=lambda host, port: port == 22 and listening(host)))
+
+
+def test_mpi_workers_are_waited_for_until_their_ssh_daemons_listen():
+    clock, log = Clock(), Log()
+    wait_ssh(["algo-2", "algo-3"], 60, clock, log,
+             lambda host: host == "algo-2" or clock.now >= 3.0)
+    assert [0.5, 1.0, 2.0] == clock.sleeps
+    assert ["algo-3"] == log.events[0][1]["missing"]
+    assert ("MPI workers accept SSH connections", {"hosts": ["algo-2", "algo-3"],
+                                                   "waited_s": 3.5}) == log.events[-1]
+
+
+def test_an_mpi_worker_that_never_listens_fails_at_the_deadline_naming_it():
+    clock, log = Clock(), Log()
+    with pytest.raises(errors.SetupError) as info:
+        wait_ssh(["algo-2", "algo-3"], 30, clock, log, lambda host: host == "algo-2")
+    assert 30 == pytest.approx(sum(clock.sleeps))
+    assert "port 22 within 30 s: algo-3;" in info.value.message
+
+
+def test_accepts_tells_a_listening_port_from_a_closed_one():
+    import socket
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        assert accepts("127.0.0.1", port)
+    assert not accepts("127.0.0.1", port)

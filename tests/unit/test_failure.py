@@ -509,3 +509,87 @@ def test_a_rank_traceback_with_a_report_that_gives_no_exit_code():
     assert reason.split("\n")[:2] == [
         "ValueError: v", "Raised in rank 3 (local rank 1); torchrun then stopped the other ranks "
         "(ChildFailedError)."]
+
+
+# mpirun 4.1 (--tag-output) when rank 3, on the second host, raised; then when it was SIGKILLed.
+MPIRUN_STDERR = """\
+[1,3]<stderr>:Traceback (most recent call last):
+[1,1]<stderr>:a warning from rank 1
+[1,3]<stderr>:  File "/opt/ml/code/mpi_ranks.py", line 11, in <module>
+[1,3]<stderr>:    raise ValueError(f"corrupt shard on rank {rank}")
+[1,3]<stderr>:ValueError: corrupt shard on rank 3
+--------------------------------------------------------------------------
+Primary job  terminated normally, but 1 process returned
+a non-zero exit code. Per user-direction, the job has been aborted.
+--------------------------------------------------------------------------
+--------------------------------------------------------------------------
+mpirun detected that one or more processes exited with non-zero status, thus causing
+the job to be terminated. The first process to do so was:
+
+  Process name: [[1206,1],3]
+  Exit code:    1
+--------------------------------------------------------------------------
+"""
+MPIRUN_KILLED = """\
+[1,3]<stderr>:loading shard 7
+--------------------------------------------------------------------------
+Primary job  terminated normally, but 1 process returned
+a non-zero exit code. Per user-direction, the job has been aborted.
+--------------------------------------------------------------------------
+--------------------------------------------------------------------------
+mpirun noticed that process rank 3 with PID 30467 on node algo-2 exited on signal 9 (Killed).
+--------------------------------------------------------------------------
+"""
+SLOTS = {0: ("algo-1", 0), 1: ("algo-1", 1), 2: ("algo-2", 0), 3: ("algo-2", 1)}
+
+
+def mpirun_tail(text: str) -> StderrTail:
+    from supervisor.logs.ranktags import MpirunTagFramer
+
+    framer, tail = MpirunTagFramer(), StderrTail()
+    tail("stderr", framer.feed(text.encode(), 0.0) + framer.close())
+    return tail
+
+
+def test_a_failed_mpirun_rank_gives_its_exception_and_which_rank_where():
+    reason = describe("mpi_ranks.py", 1, None, None, None, 110, mpirun_tail(MPIRUN_STDERR),
+                      rank_host=SLOTS.get)
+    assert reason.split("\n")[:4] == [
+        "ValueError: corrupt shard on rank 3",
+        "Raised in rank 3 (local rank 1) on host algo-2, which exited with code 1; mpirun then "
+        "stopped the other ranks.",
+        "Last frames:",
+        '  File "/opt/ml/code/mpi_ranks.py", line 11, in <module>',
+    ]
+
+
+def test_an_mpirun_rank_killed_by_a_signal_is_named_with_its_last_lines_and_the_memory_hint():
+    reason = describe("mpi_ranks.py", 137, None, None, None, 110, mpirun_tail(MPIRUN_KILLED),
+                      rank_host=SLOTS.get)
+    assert reason.split("\n")[:4] == [
+        "mpirun: rank 3 (local rank 1) on host algo-2 failed, which was killed by SIGKILL "
+        "(signal 9); mpirun then stopped the other ranks.",
+        "Last lines of its stderr:",
+        "loading shard 7",
+        f"The rank was killed by SIGKILL: {OOM_HINT}.",
+    ]
+
+
+def test_a_rank_mpirun_does_not_place_is_named_alone_and_no_report_is_no_rank_text():
+    reason = describe("x.py", 1, None, None, None, 110, mpirun_tail(MPIRUN_STDERR),
+                      rank_host=lambda rank: None)
+    assert reason.split("\n")[1].startswith("Raised in rank 3, which exited with code 1")
+    plain = describe("x.py", 1, None, None, None, 110, mpirun_tail(MPIRUN_STDERR.split("-----")[0]),
+                     rank_host=SLOTS.get)
+    assert plain.startswith("ValueError: corrupt shard on rank 3\nLast frames:")
+
+
+def test_a_rank_tagged_traceback_start_framed_alone_still_gives_the_ranks_traceback():
+    # torch tags every line "[rank1]: "; a read may end right after the traceback's first line,
+    # which the framer then lets out as a record of its own.
+    tail = StderrTail()
+    tail("stderr", [Record("[rank1]: Traceback (most recent call last):", "traceback")])
+    tail("stderr", [Lines('[rank1]:   File "t.py", line 3, in <module>\n[rank1]:     f()\n'
+                          "[rank1]: ValueError: corrupt shard on rank 1")])
+    assert ('Traceback (most recent call last):\n  File "t.py", line 3, in <module>\n    f()\n'
+            "ValueError: corrupt shard on rank 1") == tail.rank_traceback("1")

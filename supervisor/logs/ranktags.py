@@ -1,0 +1,132 @@
+"""mpirun --tag-output: one stream holding every rank's lines, each piece tagged with its rank.
+
+mpirun passes on what each rank writes as it arrives, and prefixes every
+piece with the rank's tag (`[1,3]<stderr>:`). A piece that did not end its
+line is continued by a later piece with the same tag, often after other
+ranks' pieces on the same output line. So the pieces are sorted by rank and
+each rank's bytes are framed on their own: a rank's traceback stays one
+record even when the ranks write at once. Each rank's items come out with a
+"[rankN]: " prefix, torch.distributed's own tag, which the renderers turn
+into a `rank` field and the failure text reads per rank.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from supervisor.logs.framing import Item, LineFramer, Lines, Record
+
+_TAG = re.compile(rb"\[\d+,(\d+)\]<(?:stdout|stderr|stddiag)>:")
+# An unfinished line of mpirun's own output longer than this is passed on in pieces.
+CARRY_LIMIT = 64 << 10
+TAG_MAX = 48  # bytes: a tag cut at the end of a read is kept whole for the next
+
+
+def rank_prefix(rank: int) -> str:
+    return f"[rank{rank}]: "
+
+
+class MpirunTagFramer:
+    """Frames mpirun's tagged output: a LineFramer per rank, one for mpirun's own lines."""
+
+    def __init__(self, **options: Any) -> None:
+        self._options = options
+        self._untagged = LineFramer(**options)
+        self._ranks: dict[int, LineFramer] = {}
+        self._carry = b""  # mpirun's unfinished output line
+
+    def _framer(self, rank: int) -> LineFramer:
+        framer = self._ranks.get(rank)
+        if framer is None:
+            framer = self._ranks[rank] = LineFramer(**self._options)
+        return framer
+
+    def feed(self, data: bytes, now: float) -> list[Item]:
+        out: list[Item] = []
+        data = self._carry + data if self._carry else data
+        end = data.rfind(b"\n")
+        self._carry = data[end + 1:]
+        if end >= 0:
+            for line in data[:end].split(b"\n"):
+                self._route(line, True, now, out)
+        if len(self._carry) > CARRY_LIMIT:
+            self._carry = self._route(self._carry, False, now, out)
+        return out
+
+    def _route(self, line: bytes, ended: bool, now: float, out: list[Item]) -> bytes:
+        """Each piece of one output line to its rank's framer; returns what must wait.
+
+        `ended`: the line had its newline (the last piece ends a line of its
+        rank). Otherwise the last piece may be cut anywhere, its tag included:
+        its tail is kept, behind its tag, for the next read.
+        """
+        tags = list(_TAG.finditer(line))
+        first = tags[0].start() if tags else len(line)
+        if first:
+            head = line[:first]
+            if not ended and not tags:
+                head, kept = head[:-TAG_MAX], head[-TAG_MAX:]
+                self._take(None, self._untagged.feed(head, now), out)
+                return kept
+            # Ended, or cut short by a rank's piece: mpirun's own line is whole.
+            self._take(None, self._untagged.feed(head + b"\n", now), out)
+        for index, tag in enumerate(tags):
+            rank = int(tag[1])
+            stop = tags[index + 1].start() if index + 1 < len(tags) else len(line)
+            piece = line[tag.end():stop]
+            last = index + 1 == len(tags)
+            if last and ended:
+                piece += b"\n"
+            elif last:
+                piece, kept = piece[:-TAG_MAX], piece[-TAG_MAX:]
+                self._take(rank, self._framer(rank).feed(piece, now), out)
+                return tag[0] + kept
+            self._take(rank, self._framer(rank).feed(piece, now), out)
+        return b""
+
+    @staticmethod
+    def _take(rank: int | None, items: list[Item], out: list[Item]) -> None:
+        if rank is None:
+            out.extend(items)
+            return
+        prefix = rank_prefix(rank)
+        for item in items:
+            if type(item) is Lines:
+                out.append(Lines(prefix + item.text.replace("\n", "\n" + prefix)))
+            else:
+                assert isinstance(item, Record)
+                out.append(item._replace(text=prefix + item.text))
+
+    def next_deadline(self) -> float | None:
+        deadlines = [framer.next_deadline() for framer in (self._untagged, *self._ranks.values())]
+        due = [deadline for deadline in deadlines if deadline is not None]
+        return min(due) if due else None
+
+    def release_due(self, now: float) -> list[Item]:
+        out: list[Item] = []
+        self._take(None, self._untagged.release_due(now), out)
+        for rank, framer in self._ranks.items():
+            self._take(rank, framer.release_due(now), out)
+        return out
+
+    def close(self) -> list[Item]:
+        out: list[Item] = []
+        if self._carry:
+            carry, self._carry = self._carry, b""
+            self._route_final(carry, out)
+        self._take(None, self._untagged.close(), out)
+        for rank, framer in self._ranks.items():
+            self._take(rank, framer.close(), out)
+        return out
+
+    def _route_final(self, carry: bytes, out: list[Item]) -> None:
+        """The end of the stream: the unfinished line's pieces, none of them ending a line."""
+        tags = list(_TAG.finditer(carry))
+        first = tags[0].start() if tags else len(carry)
+        if first:
+            self._take(None, self._untagged.feed(carry[:first], 0.0), out)
+        for index, tag in enumerate(tags):
+            stop = tags[index + 1].start() if index + 1 < len(tags) else len(carry)
+            rank = int(tag[1])
+            self._take(rank, self._framer(rank).feed(carry[tag.end():stop], 0.0), out)

@@ -1,0 +1,89 @@
+"""mpirun --tag-output: every rank's pieces sorted back into its own lines and records."""
+
+import pytest
+
+from supervisor.logs.framing import Lines, Record
+from supervisor.logs.ranktags import CARRY_LIMIT, MpirunTagFramer
+
+
+def texts(items):
+    """The lines, sorted: each framer holds a read's last line a while, so ranks interleave."""
+    out = []
+    for item in items:
+        out.extend(item.text.split("\n") if type(item) is Lines else [item.text])
+    return sorted(out)
+
+
+def frame(*reads, release=True):
+    framer = MpirunTagFramer()
+    items = []
+    for read in reads:
+        items += framer.feed(read, 0.0)
+    if release:
+        items += framer.release_due(10.0)
+    return items + framer.close(), framer
+
+
+def test_pieces_of_a_line_split_by_other_ranks_are_joined_back():
+    # As seen from mpirun 4.1: rank 0's line ends in a later piece of its own.
+    items, _ = frame(b"[1,0]<stdout>:rank 0 up[1,3]<stdout>:rank 3 up\n"
+                     b"[1,1]<stdout>:rank 1 up[1,0]<stdout>:, ready\n[1,1]<stdout>:\n")
+    assert ["[rank0]: rank 0 up, ready", "[rank1]: rank 1 up", "[rank3]: rank 3 up"] == \
+        texts(items)
+
+
+def test_a_ranks_traceback_is_one_record_even_with_other_ranks_lines_between():
+    items, _ = frame(b"[1,3]<stderr>:Traceback (most recent call last):\n"
+                     b"[1,1]<stderr>:loss 0.5\n"
+                     b'[1,3]<stderr>:  File "t.py", line 1, in <module>\n'
+                     b"[1,3]<stderr>:ValueError: bad\n")
+    records = [item for item in items if isinstance(item, Record)]
+    assert [Record('[rank3]: Traceback (most recent call last):\n  File "t.py", line 1, in '
+                   '<module>\nValueError: bad', "traceback")] == records
+    assert "[rank1]: loss 0.5" in texts(items)
+
+
+def test_mpiruns_own_lines_stay_untagged():
+    items, _ = frame(b" Data for JOB [1,1]\n[1,0]<stdout>:hi\n"
+                     b"mpirun noticed that process rank 3 with PID 1 on node a exited\n")
+    assert [" Data for JOB [1,1]", "[rank0]: hi",
+            "mpirun noticed that process rank 3 with PID 1 on node a exited"] == texts(items)
+
+
+@pytest.mark.parametrize("cut", range(1, 40))
+def test_a_read_may_end_anywhere_even_inside_a_tag(cut):
+    data = b"[1,2]<stderr>:first\n[1,12]<stdout>:second [x]\nplain\n"
+    items, _ = frame(data[:cut], data[cut:])
+    assert ["[rank12]: second [x]", "[rank2]: first", "plain"] == texts(items)
+
+
+def test_a_huge_unfinished_piece_is_passed_on_in_parts_without_losing_bytes():
+    body = b"y" * (3 * CARRY_LIMIT)
+    framer = MpirunTagFramer(max_record_bytes=1 << 20)
+    items = framer.feed(b"[1,5]<stdout>:" + body[:CARRY_LIMIT + 10], 0.0)
+    items += framer.feed(body[CARRY_LIMIT + 10:], 0.0)
+    assert len(framer._carry) < 100  # not held whole: handed to rank 5's framer
+    items += framer.feed(b"[1,5]<stdout>:end\n", 0.0) + framer.close()
+    assert ["[rank5]: " + "y" * len(body) + "end"] == texts(items)
+
+
+def test_a_huge_untagged_line_is_not_held_whole_either():
+    framer = MpirunTagFramer(max_record_bytes=1 << 20)
+    items = framer.feed(b"z" * (2 * CARRY_LIMIT), 0.0)
+    assert len(framer._carry) < 100
+    items += framer.feed(b"z\n", 0.0) + framer.close()
+    assert ["z" * (2 * CARRY_LIMIT + 1)] == texts(items)
+
+
+def test_at_the_end_unfinished_pieces_are_let_out():
+    items, framer = frame(b"[1,0]<stdout>:no newline[1,1]<stdout>:nor here", release=False)
+    assert ["[rank0]: no newline", "[rank1]: nor here"] == texts(items)
+    assert framer.next_deadline() is None
+
+
+def test_held_lines_of_every_rank_have_a_deadline_and_are_released():
+    framer = MpirunTagFramer()
+    assert [] == framer.feed(b"[1,0]<stdout>:epoch 1\n[1,1]<stdout>:epoch 1\n", 1.0)
+    assert framer.next_deadline() is not None
+    assert ["[rank0]: epoch 1", "[rank1]: epoch 1"] == texts(framer.release_due(100.0))
+    assert framer.next_deadline() is None
