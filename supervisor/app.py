@@ -18,6 +18,7 @@ from supervisor.logs.writer import OutputWriter
 from supervisor.settings import Mode, Settings
 
 if TYPE_CHECKING:
+    from supervisor.logs.ranktags import RankTags
     from supervisor.summary import JobClock
 
 
@@ -47,10 +48,11 @@ def run(settings: Settings, environ: Mapping[str, str]) -> int:
 
         activity = OutputActivity(loop.time())
 
-    def make_output(observers: Sequence[Observer] = (), tags: str | None = None) -> ChildOutput:
+    def make_output(observers: Sequence[Observer] = (), tags: RankTags | None = None
+                    ) -> ChildOutput:
         """Relay the child's stdout/stderr, except to a terminal (a person, not CloudWatch).
 
-        `tags="mpirun"`: the child is mpirun --tag-output, its lines tagged by rank.
+        `tags`: the child is a launcher (mpirun, torchrun) that tags its ranks' lines.
         """
         record_fields = {"mode": settings.mode.value, "host": fields["host"]}
         if settings.metrics:

@@ -59,9 +59,10 @@ def _end_what_the_test_started():
 
 
 # What our programs put in the temporary directory: the static binary's unpacking, serve's
-# sockets, the tests' own PID-1 runs. Any of these left in /tmp after the run is a leak of
-# ours (other names may be another program's, running beside the tests).
-OUR_TEMPORARY = ("staticx-", "_MEI", "sm-entry-", ".sm-entry-", "pymp-")
+# sockets, the tests' own PID-1 runs, the log directories of the torchrun the tests start.
+# Any of these left in /tmp after the run is a leak of ours (other names may be another
+# program's, running beside the tests).
+OUR_TEMPORARY = ("staticx-", "_MEI", "sm-entry-", ".sm-entry-", "pymp-", "torchelastic_")
 
 
 PRIVATE_TMPDIR = "sm-entry-tests-"  # each run's own TMPDIR, checked apart (runs may overlap)

@@ -66,6 +66,13 @@ class Torchrun:
     interface: str  # the network interface the hosts reach each other on
 
     @property
+    def first_rank(self) -> int:
+        """This host's first global rank: torchrun numbers ranks node by node."""
+        if self.current_host in self.hosts:
+            return self.hosts.index(self.current_host) * self.nproc_per_node
+        return 0
+
+    @property
     def takes_part(self) -> bool:
         """False on a host outside the distribution instance groups: it runs nothing."""
         return self.current_host in self.hosts or not self.hosts

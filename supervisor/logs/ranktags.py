@@ -1,23 +1,37 @@
-"""mpirun --tag-output: one stream holding every rank's lines, each piece tagged with its rank.
+"""A launcher's output: one stream holding every rank's lines, each tagged with its rank.
 
-mpirun passes on what each rank writes as it arrives, and prefixes every
-piece with the rank's tag (`[1,3]<stderr>:`). A piece that did not end its
-line is continued by a later piece with the same tag, often after other
-ranks' pieces on the same output line. So the pieces are sorted by rank and
-each rank's bytes are framed on their own: a rank's traceback stays one
-record even when the ranks write at once. Each rank's items come out with a
-"[rankN]: " prefix, torch.distributed's own tag, which the renderers turn
-into a `rank` field and the failure text reads per rank.
+mpirun --tag-output passes on what each rank writes as it arrives, and
+prefixes every piece with the rank's tag (`[1,3]<stderr>:`). A piece that
+did not end its line is continued by a later piece with the same tag, often
+after other ranks' pieces on the same output line. torchrun with `--tee`
+(or PET_TEE) prefixes each whole line with the role and local rank
+(`[default1]:`). Either way the pieces are sorted by rank and each rank's
+bytes are framed on their own: a rank's traceback stays one record even
+when the ranks write at once. Each rank's items come out with a "[rankN]: "
+prefix, torch.distributed's own tag, which the renderers turn into `rank`
+and `local_rank` fields and the failure text reads per rank.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, NamedTuple
 
 from supervisor.logs.framing import Item, LineFramer, Lines, Record
 
-_TAG = re.compile(rb"\[\d+,(\d+)\]<(?:stdout|stderr|stddiag)>:")
+_MPIRUN_TAG = re.compile(rb"\[\d+,(\d+)\]<(?:stdout|stderr|stddiag)>:")
+# torchrun --tee: "[default0]:", a role then a local rank (torch's own "[rank3]: " is not one).
+_TORCHRUN_TAG = re.compile(rb"\[(?!rank\d)[A-Za-z_][\w-]*?(\d+)\]:")
+# torch.distributed's own tag on a rank's traceback lines, inside a launcher's tag: said once.
+_TORCH_TAG = re.compile(rb"\[rank\d+\]: ")
+
+
+class RankTags(NamedTuple):
+    """Which launcher tags the child's lines, and where its ranks sit."""
+
+    launcher: str  # "mpirun" (tags anywhere in a line) | "torchrun" (at the start of a line)
+    slots: int = 1  # ranks per host: a rank's local rank is rank % slots
+    first_rank: int = 0  # torchrun tags local ranks: this host's first global rank
 # An unfinished line of mpirun's own output longer than this is passed on in pieces.
 CARRY_LIMIT = 64 << 10
 TAG_MAX = 48  # bytes: a tag cut at the end of a read is kept whole for the next
@@ -27,10 +41,11 @@ def rank_prefix(rank: int) -> str:
     return f"[rank{rank}]: "
 
 
-class MpirunTagFramer:
-    """Frames mpirun's tagged output: a LineFramer per rank, one for mpirun's own lines."""
+class RankTagFramer:
+    """Frames a launcher's tagged output: a LineFramer per rank, one for its own lines."""
 
-    def __init__(self, **options: Any) -> None:
+    def __init__(self, tags: RankTags, **options: Any) -> None:
+        self._tags = tags
         self._options = options
         self._untagged = LineFramer(**options)
         self._ranks: dict[int, LineFramer] = {}
@@ -43,6 +58,8 @@ class MpirunTagFramer:
         return framer
 
     def feed(self, data: bytes, now: float) -> list[Item]:
+        if not self._carry and not self._may_be_tagged(data):
+            return self._untagged.feed(data, now)  # the launcher's own lines: no split needed
         out: list[Item] = []
         data = self._carry + data if self._carry else data
         end = data.rfind(b"\n")
@@ -54,6 +71,12 @@ class MpirunTagFramer:
             self._carry = self._route(self._carry, False, now, out)
         return out
 
+    def _may_be_tagged(self, data: bytes) -> bool:
+        """False when no tag can be in `data`, not even the start of one cut by the read."""
+        if self._tags.launcher == "torchrun":
+            return data.startswith(b"[") or b"\n[" in data
+        return b"[" in data
+
     def _route(self, line: bytes, ended: bool, now: float, out: list[Item]) -> bytes:
         """Each piece of one output line to its rank's framer; returns what must wait.
 
@@ -61,7 +84,11 @@ class MpirunTagFramer:
         rank). Otherwise the last piece may be cut anywhere, its tag included:
         its tail is kept, behind its tag, for the next read.
         """
-        tags = list(_TAG.finditer(line))
+        if self._tags.launcher == "torchrun":
+            match = _TORCHRUN_TAG.match(line)
+            tags = [match] if match else []
+        else:
+            tags = list(_MPIRUN_TAG.finditer(line))
         first = tags[0].start() if tags else len(line)
         if first:
             head = line[:first]
@@ -72,9 +99,11 @@ class MpirunTagFramer:
             # Ended, or cut short by a rank's piece: mpirun's own line is whole.
             self._take(None, self._untagged.feed(head + b"\n", now), out)
         for index, tag in enumerate(tags):
-            rank = int(tag[1])
+            rank = self._rank(tag)
             stop = tags[index + 1].start() if index + 1 < len(tags) else len(line)
             piece = line[tag.end():stop]
+            if piece.startswith(b"[rank"):
+                piece = _TORCH_TAG.sub(b"", piece, count=1)
             last = index + 1 == len(tags)
             if last and ended:
                 piece += b"\n"
@@ -85,6 +114,9 @@ class MpirunTagFramer:
             self._take(rank, self._framer(rank).feed(piece, now), out)
         return b""
 
+    def _rank(self, tag: re.Match[bytes]) -> int:
+        return int(tag[1]) + self._tags.first_rank
+
     @staticmethod
     def _take(rank: int | None, items: list[Item], out: list[Item]) -> None:
         if rank is None:
@@ -92,11 +124,12 @@ class MpirunTagFramer:
             return
         prefix = rank_prefix(rank)
         for item in items:
+            text = item.text
             if type(item) is Lines:
-                out.append(Lines(prefix + item.text.replace("\n", "\n" + prefix)))
+                out.append(Lines(prefix + text.replace("\n", "\n" + prefix)))
             else:
                 assert isinstance(item, Record)
-                out.append(item._replace(text=prefix + item.text))
+                out.append(item._replace(text=prefix + text))
 
     def next_deadline(self) -> float | None:
         deadlines = [framer.next_deadline() for framer in (self._untagged, *self._ranks.values())]
@@ -122,11 +155,15 @@ class MpirunTagFramer:
 
     def _route_final(self, carry: bytes, out: list[Item]) -> None:
         """The end of the stream: the unfinished line's pieces, none of them ending a line."""
-        tags = list(_TAG.finditer(carry))
+        if self._tags.launcher == "torchrun":
+            match = _TORCHRUN_TAG.match(carry)
+            tags = [match] if match else []
+        else:
+            tags = list(_MPIRUN_TAG.finditer(carry))
         first = tags[0].start() if tags else len(carry)
         if first:
             self._take(None, self._untagged.feed(carry[:first], 0.0), out)
         for index, tag in enumerate(tags):
             stop = tags[index + 1].start() if index + 1 < len(tags) else len(carry)
-            rank = int(tag[1])
+            rank = self._rank(tag)
             self._take(rank, self._framer(rank).feed(carry[tag.end():stop], 0.0), out)

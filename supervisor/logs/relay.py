@@ -20,11 +20,14 @@ import os
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from supervisor.logs.framing import Item, LineFramer, Lines
 from supervisor.logs.sinks import JsonRecordRenderer, TextRecordRenderer
 from supervisor.logs.writer import OutputWriter
+
+if TYPE_CHECKING:
+    from supervisor.logs.ranktags import RankTags
 
 # Reads smaller than the pipe: each read's text is copied a few times while
 # it is framed and rendered, and 256 KiB keeps that under ~5 MiB.
@@ -262,11 +265,11 @@ class ChildOutput:
         relay_stdout: bool = True,
         relay_stderr: bool = True,
         activity: Any = None,
-        tags: str | None = None,
+        tags: RankTags | None = None,
     ) -> None:
         self.loop = loop
         self.activity = activity
-        self.tags = tags  # "mpirun": lines tagged by rank (mpirun --tag-output)
+        self.tags = tags  # the child is a launcher that tags its ranks' lines
         self.log_format = log_format
         self.fields = fields
         self.writers = {"stdout": stdout, "stderr": stderr}
@@ -296,16 +299,17 @@ class ChildOutput:
             fields = {**self.fields, "pid": child_pid}
             render: Callable[[Sequence[Item], float], bytes] | None
             if self.log_format == "json":
-                render = JsonRecordRenderer(stream, fields).render
+                render = JsonRecordRenderer(stream, fields,
+                                            self.tags.slots if self.tags else None).render
             elif self.log_format == "text":
                 render = TextRecordRenderer().render
             else:
                 render = None
             framer: Any
-            if self.tags == "mpirun":
-                from supervisor.logs.ranktags import MpirunTagFramer
+            if self.tags is not None:
+                from supervisor.logs.ranktags import RankTagFramer
 
-                framer = MpirunTagFramer(**self.framer_options)
+                framer = RankTagFramer(self.tags, **self.framer_options)
             else:
                 framer = LineFramer(**self.framer_options)
             self.relays[stream] = StreamRelay(

@@ -54,9 +54,10 @@ class JsonRecordRenderer:
     is rendered with one `orjson.dumps`, with no per-line Python.
     """
 
-    def __init__(self, stream: str, fields: Mapping[str, Any]) -> None:
+    def __init__(self, stream: str, fields: Mapping[str, Any], slots: int | None = None) -> None:
         import orjson
 
+        self._slots = slots  # ranks per host, when a launcher's ranks are tagged: local ranks
         self._dumps = orjson.dumps
         self._loads = orjson.loads
         self._stream = stream
@@ -103,7 +104,10 @@ class JsonRecordRenderer:
     def _one(self, text: str, ts: str, level: str, prefixes: dict[str, bytes],
              extra: dict[str, Any]) -> bytes:
         if text.startswith(RANK_TAG) and (tag := _RANK_LINE.match(text)):
-            extra = {**extra, "rank": int(tag[1])}
+            rank = int(tag[1])
+            extra = {**extra, "rank": rank}
+            if self._slots:
+                extra["local_rank"] = rank % self._slots
             text = text[tag.end():]
         if text.startswith("{") and text.endswith("}"):
             try:

@@ -24,6 +24,7 @@ from supervisor.train.layout import Layout
 
 if TYPE_CHECKING:
     from supervisor.launch.mpi import Mpi
+    from supervisor.logs.ranktags import RankTags
     from supervisor.summary import JobClock
     from supervisor.train.config import TrainingConfig
 
@@ -107,7 +108,7 @@ class Training:
             await hosts.wait_for_ssh(job.mpi.workers, self.settings.host_wait, self.log,
                                      self.supervisor.loop.time, self._sleep)
         code = await self._run_program(argv, env, failure.program_label(job.program),
-                                       mpi=job.mpi)
+                                       mpi=job.mpi, tags=job.rank_tags)
         await self._report_to_workers(code)
         return code
 
@@ -193,16 +194,14 @@ class Training:
                                 + (f":\n{detail}" if detail else ""))
 
     async def _child(self, argv: list[str], env: dict[str, str], name: str,
-                     tail: failure.StderrTail, tags: str | None = None) -> ChildResult:
+                     tail: failure.StderrTail, tags: RankTags | None = None) -> ChildResult:
         spec = ChildSpec(argv=argv, env=env, cwd=self.layout.code_dir, name=name,
                          output=self.make_output([tail], tags=tags))
         return await self.supervisor.run(spec)
 
     async def _run_program(self, argv: list[str], env: dict[str, str], label: str,
-                           mpi: Mpi | None = None) -> int:
+                           mpi: Mpi | None = None, tags: RankTags | None = None) -> int:
         tail = failure.StderrTail()
-        # mpirun --tag-output: each rank's lines framed on their own, the rank a field.
-        tags = "mpirun" if mpi is not None else None
         result = await self._child(argv, env, "program", tail, tags)
         if not result.started:
             self._fail("the job was stopped before the training program started")
@@ -282,6 +281,7 @@ class Plan:
     takes_part: bool = True  # False: outside the distribution instance groups, runs nothing
     distribution_hosts: tuple[str, ...] = ()
     mpi: Mpi | None = None  # an MPI job: this host's part (master or worker)
+    rank_tags: RankTags | None = None  # the launcher tags its ranks' lines: how to read them
 
     @property
     def mpi_worker(self) -> bool:
@@ -308,6 +308,7 @@ def plan(settings: Settings, environ: Mapping[str, str],
          cfg: TrainingConfig | None = None) -> Plan:
     """Read the tree and decide everything: the toolkit's environment, the program, its args."""
     from supervisor.launch import torchrun
+    from supervisor.logs.ranktags import RankTags
     from supervisor.train import environment, program
 
     layout = Layout(settings.root)
@@ -325,6 +326,7 @@ def plan(settings: Settings, environ: Mapping[str, str],
     launched: list[str] = []
     takes_part = True
     mpi = None
+    rank_tags = None
     if launcher == "torchrun":
         run = torchrun.Torchrun(
             hosts=distribution.hosts, current_host=distribution.current_host,
@@ -335,6 +337,7 @@ def plan(settings: Settings, environ: Mapping[str, str],
         if takes_part:
             env.update(run.environment(env))
             launched = run.command([*argv, *user_args], env)
+            rank_tags = RankTags("torchrun", run.nproc_per_node, run.first_rank)
     elif launcher == "mpi":
         from supervisor.launch import mpi as mpi_launch
 
@@ -348,6 +351,7 @@ def plan(settings: Settings, environ: Mapping[str, str],
         if takes_part and mpi.is_master:
             launched = mpi.command([*argv, *user_args], env, sorted(toolkit_env),
                                    mpi4py=mpi_launch.has_mpi4py(argv[0], env))
+            rank_tags = RankTags("mpirun", mpi.processes_per_host)
         elif takes_part:
             from supervisor.launch.mpiworker import find_sshd
 
@@ -369,6 +373,7 @@ def plan(settings: Settings, environ: Mapping[str, str],
         takes_part=takes_part,
         distribution_hosts=tuple(distribution.hosts),
         mpi=mpi,
+        rank_tags=rank_tags,
     )
 
 

@@ -108,7 +108,7 @@ class Cluster:
 
     def train(self, host: str, root: Path, **extra: str) -> subprocess.Popen:
         env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "SM_ENTRY_LOG_FORMAT": "json",
-               "SM_ENTRY_PYTHON": str(VENV_PYTHON), **extra}
+               "SM_ENTRY_PYTHON": str(VENV_PYTHON), "TMPDIR": str(self.tmp_path), **extra}
         proc = subprocess.Popen(
             [self.ip, "netns", "exec", self.names[host], STATIC_BINARY, "--root", str(root),
              "train", "--host-wait", "120"],

@@ -35,7 +35,7 @@ def torch_job(tmp_path):
 
 def train(sm_entry, root: Path, **extra):
     env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "SM_ENTRY_LOG_FORMAT": "json",
-           "SM_ENTRY_PYTHON": str(VENV_PYTHON), **extra}
+           "SM_ENTRY_PYTHON": str(VENV_PYTHON), "TMPDIR": str(root.parent), **extra}
     return subprocess.run([*sm_entry, "--root", str(root), "train"], capture_output=True,
                           text=True, timeout=300, env=env, stdin=subprocess.DEVNULL)
 
@@ -48,6 +48,14 @@ def test_torch_distributed_runs_the_ranks_under_torchrun(sm_entry, torch_job):
                if '"msg":"child started"' in line]
     assert ["--nnodes", "1", "--nproc_per_node", "2", "allreduce.py"] == started[-1]["argv"][1:]
     assert (torch_job / "output" / "success").exists()
+
+
+def test_with_torchruns_tee_every_ranks_line_has_its_rank_and_local_rank(sm_entry, torch_job):
+    result = train(sm_entry, torch_job, PET_TEE="3")  # torchrun reads its options from PET_*
+    assert 0 == result.returncode, result.stderr[-3000:]
+    said = {(r["rank"], r["local_rank"]): r["msg"] for r in map(json.loads, result.stdout.splitlines())
+            if "rank" in r}
+    assert {(0, 0): "rank 0 of 2 on algo-1: sum 3", (1, 1): "rank 1 of 2 on algo-1: sum 3"} == said
 
 
 def test_a_failing_rank_is_named_with_its_exception(sm_entry, torch_job):
@@ -129,7 +137,7 @@ def test_mpi_without_mpirun_says_what_to_install(sm_entry, tmp_path):
 
 def test_a_stop_reaches_the_ranks_through_torchrun_and_none_is_left(sm_entry, torch_job):
     env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "SM_ENTRY_LOG_FORMAT": "json",
-           "SM_ENTRY_PYTHON": str(VENV_PYTHON), "HOLD": "1"}
+           "SM_ENTRY_PYTHON": str(VENV_PYTHON), "HOLD": "1", "TMPDIR": str(torch_job.parent)}
     proc = Run([*sm_entry, "--root", str(torch_job), "train"], env=env)
     try:
         ranks = [int(proc.wait_for_line(rf"rank {rank} holding pid (\d+)", timeout=240).group(1))

@@ -544,9 +544,9 @@ SLOTS = {0: ("algo-1", 0), 1: ("algo-1", 1), 2: ("algo-2", 0), 3: ("algo-2", 1)}
 
 
 def mpirun_tail(text: str) -> StderrTail:
-    from supervisor.logs.ranktags import MpirunTagFramer
+    from supervisor.logs.ranktags import RankTagFramer, RankTags
 
-    framer, tail = MpirunTagFramer(), StderrTail()
+    framer, tail = RankTagFramer(RankTags("mpirun", 2)), StderrTail()
     tail("stderr", framer.feed(text.encode(), 0.0) + framer.close())
     return tail
 

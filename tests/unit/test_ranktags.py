@@ -1,9 +1,11 @@
-"""mpirun --tag-output: every rank's pieces sorted back into its own lines and records."""
+"""Launchers' rank tags: every rank's pieces sorted back into its own lines and records."""
 
 import pytest
 
 from supervisor.logs.framing import Lines, Record
-from supervisor.logs.ranktags import CARRY_LIMIT, MpirunTagFramer
+from supervisor.logs.ranktags import CARRY_LIMIT, RankTagFramer, RankTags
+
+MPIRUN = RankTags("mpirun", 2)
 
 
 def texts(items):
@@ -14,8 +16,8 @@ def texts(items):
     return sorted(out)
 
 
-def frame(*reads, release=True):
-    framer = MpirunTagFramer()
+def frame(*reads, release=True, tags=MPIRUN):
+    framer = RankTagFramer(tags)
     items = []
     for read in reads:
         items += framer.feed(read, 0.0)
@@ -59,7 +61,7 @@ def test_a_read_may_end_anywhere_even_inside_a_tag(cut):
 
 def test_a_huge_unfinished_piece_is_passed_on_in_parts_without_losing_bytes():
     body = b"y" * (3 * CARRY_LIMIT)
-    framer = MpirunTagFramer(max_record_bytes=1 << 20)
+    framer = RankTagFramer(MPIRUN, max_record_bytes=1 << 20)
     items = framer.feed(b"[1,5]<stdout>:" + body[:CARRY_LIMIT + 10], 0.0)
     items += framer.feed(body[CARRY_LIMIT + 10:], 0.0)
     assert len(framer._carry) < 100  # not held whole: handed to rank 5's framer
@@ -68,7 +70,7 @@ def test_a_huge_unfinished_piece_is_passed_on_in_parts_without_losing_bytes():
 
 
 def test_a_huge_untagged_line_is_not_held_whole_either():
-    framer = MpirunTagFramer(max_record_bytes=1 << 20)
+    framer = RankTagFramer(MPIRUN, max_record_bytes=1 << 20)
     items = framer.feed(b"z" * (2 * CARRY_LIMIT), 0.0)
     assert len(framer._carry) < 100
     items += framer.feed(b"z\n", 0.0) + framer.close()
@@ -82,8 +84,37 @@ def test_at_the_end_unfinished_pieces_are_let_out():
 
 
 def test_held_lines_of_every_rank_have_a_deadline_and_are_released():
-    framer = MpirunTagFramer()
+    framer = RankTagFramer(MPIRUN)
     assert [] == framer.feed(b"[1,0]<stdout>:epoch 1\n[1,1]<stdout>:epoch 1\n", 1.0)
     assert framer.next_deadline() is not None
     assert ["[rank0]: epoch 1", "[rank1]: epoch 1"] == texts(framer.release_due(100.0))
     assert framer.next_deadline() is None
+
+
+TORCHRUN = RankTags("torchrun", 2, first_rank=2)  # the second host of two, two ranks each
+
+
+def test_torchrun_tee_tags_give_global_ranks_and_a_traceback_stays_whole():
+    items, _ = frame(b"[default0]:epoch 1\n"
+                     b"[default1]:[rank3]: Traceback (most recent call last):\n"
+                     b"[default0]:epoch 2\n"
+                     b'[default1]:[rank3]:   File "t.py", line 1, in <module>\n'
+                     b"[default1]:[rank3]: ValueError: bad\n", tags=TORCHRUN)
+    assert ["[rank2]: epoch 1", "[rank2]: epoch 2"] == [
+        line for line in texts(items) if "epoch" in line]
+    records = [item.text for item in items if isinstance(item, Record)]
+    assert ['[rank3]: Traceback (most recent call last):\n  File "t.py", line 1, in <module>\n'
+            "ValueError: bad"] == records
+
+
+def test_torchrun_tags_count_only_at_the_start_of_a_line_and_torchs_own_tag_is_left_alone():
+    items, _ = frame(b"loss [x1]: 0.5\n[rank3]: from the excepthook\n[default1]:a [default0]:b\n",
+                     tags=TORCHRUN)
+    assert ["[rank3]: a [default0]:b", "[rank3]: from the excepthook", "loss [x1]: 0.5"] == \
+        texts(items)
+
+
+def test_lines_no_launcher_tagged_take_the_plain_path_whole():
+    framer = RankTagFramer(TORCHRUN)
+    items = framer.feed(b"W1130 torchrun warning\npartial", 0.0) + framer.feed(b" end\n", 0.0)
+    assert ["W1130 torchrun warning", "partial end"] == texts(items + framer.close())

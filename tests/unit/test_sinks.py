@@ -76,3 +76,12 @@ def test_a_rank_tag_becomes_a_field():
                             "[rank3]: ValueError: corrupt\nplain [rank5]: not a tag")])
     assert [(3, "Traceback (most recent call last):"), (3, "ValueError: corrupt"),
             (None, "plain [rank5]: not a tag")] == [(r.get("rank"), r["msg"]) for r in records]
+
+
+def test_with_the_ranks_per_host_a_tagged_record_also_gets_its_local_rank():
+    renderer = JsonRecordRenderer("stderr", {"host": "algo-2"}, slots=2)
+    records = [json.loads(line) for line in renderer.render(
+        [Lines("[rank3]: loss 0.5\nuntagged"), Record("[rank2]: Traceback...", "traceback")],
+        0.0).splitlines()]
+    assert [(3, 1, "loss 0.5"), (None, None, "untagged"), (2, 0, "Traceback...")] == [
+        (r.get("rank"), r.get("local_rank"), r["msg"]) for r in records]
