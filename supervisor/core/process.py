@@ -101,6 +101,8 @@ class ChildSpec:
     name: str = "child"
     output: ChildOutput | None = None  # pipes relaying stdout/stderr; None: share ours
     pass_fds: tuple[int, ...] = ()  # kept open in the child (a listening socket handed over)
+    # Part of ending the job (telling other hosts how it ended): a stop does not signal it.
+    part_of_stop: bool = False
 
 
 @dataclass(frozen=True)
@@ -236,7 +238,7 @@ class Supervisor:
 
         self.log.info("child started", name=spec.name, child_pid=popen.pid,
                       argv=redact_args(list(spec.argv)))
-        if self.stop_signal is not None:
+        if self.stop_signal is not None and not spec.part_of_stop:
             # A stop was asked before this child existed: it gets the signal too.
             self.stop_child(child, self.stop_signal)
         return child
@@ -286,7 +288,8 @@ class Supervisor:
             self.on_stop(signum)
         else:
             for child in self.live_children():
-                self.stop_child(child, signum)
+                if not child.spec.part_of_stop:
+                    self.stop_child(child, signum)
         waiters, self._stop_waiters = self._stop_waiters, []
         for waiter in waiters:
             _resolve(waiter, False)

@@ -134,8 +134,8 @@ class Training:
     async def _report_to_workers(self, code: int) -> None:
         """Tell each MPI worker how the job ended (over SSH), so that it exits too."""
         workers, self.mpi_workers = self.mpi_workers, []
-        if not workers or self.supervisor.stop_signal is not None:
-            return  # stopped: the platform stops the workers too
+        if not workers:
+            return
         from supervisor.launch.mpiworker import Report, report_command
 
         reason = None
@@ -146,8 +146,10 @@ class Training:
         command = report_command(Report(code, reason, str(self.fields["host"])))
         children = []
         for host in workers:
+            # Also after a stop signal: the workers end now rather than after a wait.
             spec = ChildSpec(argv=["ssh", *REPORT_SSH_OPTIONS, host, command],
-                             env=dict(self.environ), name="mpi report", output=self.make_output([]))
+                             env=dict(self.environ), name="mpi report", output=self.make_output([]),
+                             part_of_stop=True)
             try:
                 children.append((host, self.supervisor.start(spec)))
             except errors.EntryError as exc:

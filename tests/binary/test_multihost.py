@@ -269,3 +269,23 @@ def test_sigterm_to_a_worker_stops_the_ranks_under_its_sshd_and_the_job_fails(mp
     assert (roots["algo-2"] / "output" / "failure").read_text().startswith("stopped")
     code, stderr = finish(master)
     assert code != 0, stderr[-3000:]
+
+
+def test_sigterm_to_the_master_stops_every_rank_through_mpirun_and_both_hosts_fail(mpi_cluster):
+    roots = {host: mpi_cluster.root(host) for host in HOSTS}
+    worker = mpi_cluster.train("algo-2", roots["algo-2"])
+    master = mpi_cluster.train("algo-1", roots["algo-1"], HOLD="1")
+    model = roots["algo-1"] / "model"
+    wait_until(lambda: all((model / f"rank-{rank}.pid").exists() for rank in range(4)),
+               timeout=120, what="every rank holding")
+    pids = [int((model / f"rank-{rank}.pid").read_text()) for rank in range(4)]
+    master.send_signal(signal.SIGTERM)
+    (code, stderr), (worker_code, worker_stderr) = finish(master), finish(worker)
+    assert code != 0, stderr[-3000:]
+    assert not [pid for pid in pids if os.path.exists(f"/proc/{pid}")]
+    reason = (roots["algo-1"] / "output" / "failure").read_text()
+    assert "SIGTERM" in reason
+    # The master told the worker at once (no wait for its fallback), even though it was stopped.
+    assert code == worker_code, worker_stderr[-3000:]
+    assert (roots["algo-2"] / "output" / "failure").read_text() == (
+        f"The MPI job failed on the master host algo-1 (exit code {code}): {reason}")
