@@ -66,8 +66,12 @@ class Cluster:
             self._run("-n", ns, "link", "set", "lo", "up")
             etc = Path("/etc/netns") / ns
             etc.mkdir(parents=True, exist_ok=True)
-            (etc / "hosts").write_text("127.0.0.1 localhost\n" + "".join(
-                f"{address} {name}\n" for name, address in ADDRESSES.items()))
+            self.name_hosts(host, HOSTS)
+
+    def name_hosts(self, host: str, names: list[str]) -> None:
+        """The host's /etc/hosts, rewritten in place (the same file stays bind-mounted)."""
+        (Path("/etc/netns") / self.names[host] / "hosts").write_text(
+            "127.0.0.1 localhost\n" + "".join(f"{ADDRESSES[name]} {name}\n" for name in names))
 
     def _run(self, *args: str) -> None:
         subprocess.run([self.ip, *args], check=True, capture_output=True, timeout=30)
@@ -106,12 +110,13 @@ class Cluster:
                                "/proc/self/ns/net"], check=True, capture_output=True, text=True,
                               timeout=30).stdout.strip()
 
-    def train(self, host: str, root: Path, **extra: str) -> subprocess.Popen:
+    def train(self, host: str, root: Path, host_wait: str = "120", **extra: str
+              ) -> subprocess.Popen:
         env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "SM_ENTRY_LOG_FORMAT": "json",
                "SM_ENTRY_PYTHON": str(VENV_PYTHON), "TMPDIR": str(self.tmp_path), **extra}
         proc = subprocess.Popen(
             [self.ip, "netns", "exec", self.names[host], STATIC_BINARY, "--root", str(root),
-             "train", "--host-wait", "120"],
+             "train", "--host-wait", host_wait],
             env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             text=True)
         self.procs.append(proc)
@@ -182,13 +187,28 @@ def test_two_hosts_two_ranks_each_all_reduce_and_rank_0_writes_the_model(cluster
 
 def test_a_host_starting_late_is_waited_for(cluster):
     roots = {host: cluster.root(host) for host in HOSTS}
+    cluster.name_hosts("algo-1", ["algo-1"])  # algo-2 is not in DNS yet
     first = cluster.train("algo-1", roots["algo-1"])
-    time.sleep(20)  # algo-2's sm-entry starts 20 s later, as a slow instance would
+    time.sleep(20)  # algo-2 appears 20 s later, as a slow instance would
+    cluster.name_hosts("algo-1", HOSTS)
     second = cluster.train("algo-2", roots["algo-2"])
     for host, proc in (("algo-1", first), ("algo-2", second)):
         code, stderr = finish(proc)
         assert 0 == code, f"{host}: {stderr[-3000:]}"
+        if host == "algo-1":
+            waits = [r for r in records(stderr) if r["msg"] == "waiting for hosts to resolve"]
+            assert waits and ["algo-2"] == waits[0]["missing"]
     assert "10" == (roots["algo-1"] / "model" / "sum.txt").read_text()
+
+
+def test_a_host_that_never_appears_fails_clearly_at_the_host_wait_deadline(cluster):
+    root = cluster.root("algo-1")
+    cluster.name_hosts("algo-1", ["algo-1"])
+    code, stderr = finish(cluster.train("algo-1", root, host_wait="3"))
+    assert 65 == code, stderr[-3000:]
+    assert (root / "output" / "failure").read_text().startswith(
+        "hosts did not resolve within 3 s: algo-2 (cluster: algo-1, algo-2)")
+    assert "child started" not in stderr
 
 
 def test_a_rank_that_raises_fails_both_hosts_and_is_named(cluster):
