@@ -19,7 +19,6 @@ from typing import Any
 from supervisor import errors
 from supervisor.executables import find_on_path
 
-SSH_PORT = 22
 PROCESSES_PER_HOST = "sagemaker_mpi_num_of_processes_per_host"
 NUM_PROCESSES = "sagemaker_mpi_num_processes"
 CUSTOM_OPTIONS = "sagemaker_mpi_custom_mpi_options"
@@ -32,7 +31,7 @@ MISSING_MPIRUN = ("needed on the master host to launch an MPI job (sagemaker_mpi
 
 def processes_per_host(num_gpus: int, framework: Mapping[str, Any]) -> int:
     """Ranks per host: sagemaker_mpi_num_of_processes_per_host, else one per GPU, else 1."""
-    return _count(PROCESSES_PER_HOST, framework) or (num_gpus if num_gpus > 0 else 1)
+    return _count(PROCESSES_PER_HOST, framework) or max(1, num_gpus)
 
 
 def _count(name: str, framework: Mapping[str, Any]) -> int:
@@ -41,10 +40,10 @@ def _count(name: str, framework: Mapping[str, Any]) -> int:
     if value is None or value == "":
         return 0
     try:
-        count = int(value) if not isinstance(value, bool) else -1
+        count: int | None = int(value)
     except (TypeError, ValueError):
-        count = -1
-    if count < 0:
+        count = None
+    if count is None or count < 0 or isinstance(value, bool):
         raise errors.ConfigError(name, f"{value!r} is not a number of processes")
     return count
 
@@ -90,7 +89,7 @@ class Mpi:
 
     @property
     def is_master(self) -> bool:
-        return self.current_host == self.master or len(self.hosts) <= 1
+        return self.current_host == self.master
 
     @property
     def workers(self) -> list[str]:
@@ -167,7 +166,8 @@ def has_mpi4py(python: str, environ: Mapping[str, str]) -> bool:
     """Whether the interpreter can import mpi4py, read from its installation (no process).
 
     Looks in PYTHONPATH and in the site-packages/dist-packages of the
-    interpreter's prefix (a venv, conda, /usr/local, Debian's /usr/lib/python3).
+    interpreter's prefix (a venv, conda, /usr/local, Debian's /usr/lib/python3:
+    `python3*` covers `python3`).
     """
     import glob
 
@@ -180,5 +180,4 @@ def has_mpi4py(python: str, environ: Mapping[str, str]) -> bool:
     for prefix in prefixes:
         places += glob.glob(os.path.join(prefix, "lib", "python3*", "*-packages"))
         places += glob.glob(os.path.join(prefix, "local", "lib", "python3*", "*-packages"))
-        places.append(os.path.join(prefix, "lib", "python3", "dist-packages"))
     return any(os.path.isdir(os.path.join(place, "mpi4py")) for place in places)

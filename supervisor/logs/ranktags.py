@@ -30,7 +30,7 @@ class RankTags(NamedTuple):
     """Which launcher tags the child's lines, and where its ranks sit."""
 
     launcher: str  # "mpirun" (tags anywhere in a line) | "torchrun" (at the start of a line)
-    slots: int = 1  # ranks per host: a rank's local rank is rank % slots
+    slots: int  # ranks per host: a rank's local rank is rank % slots
     first_rank: int = 0  # torchrun tags local ranks: this host's first global rank
 # An unfinished line of mpirun's own output longer than this is passed on in pieces.
 CARRY_LIMIT = 64 << 10
@@ -90,7 +90,7 @@ class RankTagFramer:
         else:
             tags = list(_MPIRUN_TAG.finditer(line))
         first = tags[0].start() if tags else len(line)
-        if first:
+        if first or not tags:  # an empty line of the launcher's own is a line too
             head = line[:first]
             if not ended and not tags:
                 head, kept = head[:-TAG_MAX], head[-TAG_MAX:]

@@ -8,6 +8,7 @@ import json
 import shutil
 import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -102,7 +103,7 @@ def mpi_job(tmp_path, **hyperparameters):
 def test_mpi_on_one_host_runs_the_ranks_under_mpirun_each_line_with_its_rank(sm_entry, tmp_path):
     require_tool("mpirun")
     root = mpi_job(tmp_path)
-    result = train(sm_entry, root)
+    result = train(sm_entry, root, SM_ENTRY_PYTHON=sys.executable)
     assert 0 == result.returncode, result.stderr[-3000:]
     said = {r["rank"]: r["msg"] for r in map(json.loads, result.stdout.splitlines()) if "rank" in r}
     assert {0: "rank 0 of 2, local rank 0", 1: "rank 1 of 2, local rank 1"} == said
@@ -115,7 +116,7 @@ def test_mpi_on_one_host_runs_the_ranks_under_mpirun_each_line_with_its_rank(sm_
 def test_a_failing_mpi_rank_is_named_with_its_exception(sm_entry, tmp_path):
     require_tool("mpirun")
     root = mpi_job(tmp_path, sagemaker_mpi_custom_mpi_options='"-x FAIL_RANK"')
-    result = train(sm_entry, root, FAIL_RANK="1")
+    result = train(sm_entry, root, FAIL_RANK="1", SM_ENTRY_PYTHON=sys.executable)
     assert 1 == result.returncode, result.stderr[-3000:]
     assert (root / "output" / "failure").read_text().startswith(
         "ValueError: corrupt shard on rank 1\nRaised in rank 1 (local rank 1) on host algo-1, "

@@ -32,8 +32,9 @@ def test_ranks_per_host_are_the_hyperparameter_else_one_per_gpu_else_one(gpus, f
 
 @pytest.mark.parametrize("value", ["two", -1, True])
 def test_a_number_of_processes_that_is_not_one_is_named(value):
-    with pytest.raises(errors.ConfigError, match="sagemaker_mpi_num_of_processes_per_host"):
+    with pytest.raises(errors.ConfigError, match="sagemaker_mpi_num_of_processes_per_host") as info:
         mpi.processes_per_host(0, {"sagemaker_mpi_num_of_processes_per_host": value})
+    assert info.value.message.endswith(f"{value!r} is not a number of processes")
 
 
 @pytest.mark.parametrize(("text", "nccl_debug", "rest"), [
@@ -42,6 +43,8 @@ def test_a_number_of_processes_that_is_not_one_is_named(value):
     ("-x FOO --NCCL_DEBUG=TRACE", "TRACE", ["-x", "FOO"]),
     ("-mca plm_rsh_args '-p 2222'", "INFO", ["-mca", "plm_rsh_args", "-p 2222"]),
     ("-x 'A=b", "INFO", ["-x", "'A=b"]),  # unbalanced quote: split on blanks, as the toolkit
+    ("-x FOO -x BAR --NCCL_DEBUG WARN", "WARN", ["-x", "FOO", "-x", "BAR"]),
+    ("-x FOO --NCCL_DEBUG", "INFO", ["-x", "FOO", "--NCCL_DEBUG"]),  # no value: mpirun says so
 ])
 def test_custom_options_give_nccl_debug_and_the_rest_verbatim(text, nccl_debug, rest):
     assert (nccl_debug, rest) == mpi.split_custom_options(text)
@@ -56,7 +59,8 @@ def two_hosts(**framework):
 def test_the_master_runs_mpirun_over_every_host_with_the_toolkits_options(tmp_path):
     mpirun = executable(tmp_path / "bin" / "mpirun")
     env = {"PATH": str(tmp_path / "bin"), "SM_MODEL_DIR": "/opt/ml/model",
-           "PYTHONPATH": "/opt/ml/code", "AWS_SESSION_TOKEN": "t"}
+           "PYTHONPATH": "/opt/ml/code", "AWS_ACCESS_KEY_ID": "a", "AWS_SECRET_ACCESS_KEY": "s",
+           "AWS_SESSION_TOKEN": "t", "LD_LIBRARY_PATH": "/opt/lib"}
     (tmp_path / "net" / "eth0").mkdir(parents=True)
     argv = two_hosts(sagemaker_mpi_custom_mpi_options="--NCCL_DEBUG WARN -x FOO").command(
         ["/usr/bin/python3", "train.py", "--lr", "0.1"], env,
@@ -68,7 +72,8 @@ def test_the_master_runs_mpirun_over_every_host_with_the_toolkits_options(tmp_pa
             "-mca", "pml", "ob1", "-mca", "btl", "^openib",
             "-mca", "orte_abort_on_non_zero_status", "1",
             "-x", "NCCL_MIN_NRINGS=4", "-x", "NCCL_SOCKET_IFNAME=eth0", "-x", "NCCL_DEBUG=WARN",
-            "-x", "PATH", "-x", "FOO", "-x", "AWS_SESSION_TOKEN",
+            "-x", "LD_LIBRARY_PATH", "-x", "PATH", "-x", "FOO",
+            "-x", "AWS_ACCESS_KEY_ID", "-x", "AWS_SECRET_ACCESS_KEY", "-x", "AWS_SESSION_TOKEN",
             "-x", "PYTHONPATH", "-x", "SM_MODEL_DIR",
             "/usr/bin/python3", "train.py", "--lr", "0.1"] == argv
 
@@ -106,7 +111,8 @@ def test_with_mpi4py_a_python_program_runs_under_it_and_another_does_not(tmp_pat
 
 
 def test_without_mpirun_the_error_says_what_to_install(tmp_path):
-    with pytest.raises(errors.CommandNotFound, match=r"mpirun: .*openmpi-bin"):
+    with pytest.raises(errors.CommandNotFound, match=r"^mpirun: needed on the master host .*"
+                                                     r": install Open MPI in the image"):
         two_hosts().command(["python3", "train.py"], {"PATH": str(tmp_path)}, [])
 
 
@@ -121,6 +127,15 @@ def test_mpi4py_is_found_in_the_interpreters_site_packages_or_pythonpath(tmp_pat
     assert not mpi.has_mpi4py(other, env)
     assert mpi.has_mpi4py("python", {"PATH": str(tmp_path / "other" / "bin"),
                                      "PYTHONPATH": str(tmp_path / "extra")})
+    assert not mpi.has_mpi4py("python", {"PATH": "/nowhere", "PYTHONPATH": str(tmp_path / "extra")})
+
+
+@pytest.mark.parametrize("packages", ["lib/python3/dist-packages",  # Debian's python3-mpi4py
+                                      "local/lib/python3.11/dist-packages"])  # pip on Debian
+def test_mpi4py_is_found_where_debian_puts_it(tmp_path, packages):
+    python = executable(tmp_path / "usr" / "bin" / "python3")
+    (tmp_path / "usr" / packages / "mpi4py").mkdir(parents=True)
+    assert mpi.has_mpi4py(python, {"PATH": "/nowhere"})
 
 
 def test_rank_hosts_follow_the_slots_of_each_host_in_order():

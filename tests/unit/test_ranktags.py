@@ -118,3 +118,28 @@ def test_lines_no_launcher_tagged_take_the_plain_path_whole():
     framer = RankTagFramer(TORCHRUN)
     items = framer.feed(b"W1130 torchrun warning\npartial", 0.0) + framer.feed(b" end\n", 0.0)
     assert ["W1130 torchrun warning", "partial end"] == texts(items + framer.close())
+
+
+def test_an_empty_line_at_the_start_of_a_read_is_kept():
+    items, _ = frame(b"a\n", b"\n[1,0]<stdout>:x", b"\n")
+    assert ["", "[rank0]: x", "a"] == texts(items)
+
+
+def test_three_pieces_on_one_line_each_go_to_their_rank_also_at_the_end():
+    items, _ = frame(b"[1,0]<stdout>:a[1,1]<stdout>:b[1,2]<stdout>:c\n"
+                     b"mpirun: [1,0]<stdout>:d[1,1]<stdout>:e[1,2]<stdout>:f")
+    assert ["[rank0]: ad", "[rank1]: be", "[rank2]: c", "[rank2]: f", "mpirun: "] == texts(items)
+
+
+def test_at_the_end_an_unfinished_torchrun_line_keeps_its_rank():
+    items, _ = frame(b"[default1]:last words", tags=TORCHRUN)
+    assert ["[rank3]: last words"] == texts(items)
+
+
+def test_a_huge_unfinished_line_of_the_launchers_own_is_passed_on_whole_in_the_end():
+    framer = RankTagFramer(MPIRUN, max_record_bytes=1 << 20)
+    body = b"[z]" * CARRY_LIMIT  # brackets: not the plain path
+    items = framer.feed(body, 0.0)
+    assert len(framer._carry) < 100
+    items += framer.feed(b"!\n", 0.0) + framer.close()
+    assert [body.decode() + "!"] == texts(items)
