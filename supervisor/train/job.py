@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 OutputFactory = Callable[[Sequence[Any]], Any]  # observers -> ChildOutput
 REQUIREMENTS = "requirements.txt"
+DOWNLOAD_STOP_WAIT = 5.0  # seconds a stop waits for a download to notice it
 
 
 class Training:
@@ -57,7 +58,7 @@ class Training:
 
     async def _run(self) -> int:
         from supervisor.launch import hosts
-        from supervisor.train import localtree, program, sourcedir
+        from supervisor.train import localtree, program
 
         layout = self.layout
         self._prepare_tree()
@@ -67,7 +68,7 @@ class Training:
         self.fields["host"] = str(cfg.resource_config.get("current_host") or self.fields["host"])
         submit = submit_directory(cfg, self.environ)
         if submit:
-            done = sourcedir.deliver(submit, layout.code_dir)
+            done = await self._deliver(submit)
             self.log.info("code delivered" if done else "code already in the image; submit "
                           "directory not used", source=submit, code_dir=layout.code_dir,
                           action=done)
@@ -96,6 +97,38 @@ class Training:
             await self._install([program.python_command(env), "-m", "pip", "install", "."],
                                 env, "pip install . (the code directory's package)")
         return await self._run_program(argv, env, failure.program_label(job.program))
+
+    async def _deliver(self, submit: str) -> str | None:
+        """The code into place; a download runs in a thread, so that a stop is seen meanwhile."""
+        from supervisor.train import sourcedir
+
+        code_dir = self.layout.code_dir
+        if not submit.startswith("s3://"):
+            return sourcedir.deliver(submit, code_dir)
+        import threading
+
+        loop = self.supervisor.loop
+        done = loop.create_future()
+        stop = threading.Event()
+
+        def work() -> None:
+            try:
+                result = sourcedir.deliver(submit, code_dir, stop.is_set)
+            except BaseException as exc:  # handed to the loop, raised there
+                loop.call_soon_threadsafe(_settle, done, None, exc)
+            else:
+                loop.call_soon_threadsafe(_settle, done, result, None)
+
+        thread = threading.Thread(target=work, name="code-download", daemon=True)
+        thread.start()
+        if not await self.supervisor.wait_for(done):
+            stop.set()  # the download stops at its next chunk and removes its file
+            # A read blocked on a silent network ends only at its timeout: not waited
+            # for (its file has a staging name, removed at the next start).
+            thread.join(DOWNLOAD_STOP_WAIT)
+            self._stopped("the download of the code")
+        result: str | None = done.result()
+        return result
 
     def _prepare_tree(self) -> None:
         """The directories the program writes to; no outcome file left from an earlier run."""
@@ -287,3 +320,10 @@ async def run(settings: Settings, environ: Mapping[str, str], supervisor: Superv
               clock: JobClock | None = None) -> int:
     return await Training(settings, environ, supervisor, log, make_output, fields,
                           watchdog, clock).run()
+
+
+def _settle(future: Any, result: object, exception: BaseException | None) -> None:
+    if exception is not None:
+        future.set_exception(exception)
+    else:
+        future.set_result(result)
