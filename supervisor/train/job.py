@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 OutputFactory = Callable[[Sequence[Any]], Any]  # observers -> ChildOutput
 REQUIREMENTS = "requirements.txt"
-DOWNLOAD_STOP_WAIT = 5.0  # seconds a stop waits for a download to notice it
+DOWNLOAD_STOP_WAIT = 2.0  # seconds a stop waits for a download to notice it
 
 
 class Training:

@@ -222,17 +222,23 @@ class Downloader:
              max_attempts: int) -> tuple[int, S3Error | None, int]:
         """GET with the standard retry mode; (size, None, attempts) or (0, error, attempts).
 
-        botocore's own `StandardRetryConditions` and `ExponentialBackoff` decide
-        (transient 5xx and codes, throttling, connection errors; jittered
-        exponential delays); only the retry quota, which matters to a client
-        making many calls, is left out.
+        botocore's own pieces of its standard mode decide: the max-attempts,
+        transient (5xx, RequestTimeout, connection errors) and throttling
+        (codes, 429) checkers, and the jittered exponential backoff. Left out:
+        the checkers that need a service model (there is none: modeled errors,
+        DynamoDB's and STS's special cases) and the retry quota, which matters
+        to a client making many calls.
         """
         from botocore.exceptions import ConnectionError as BotoConnectionError
         from botocore.exceptions import HTTPClientError
         from botocore.retries import standard
 
         policy = standard.RetryPolicy(
-            retry_checker=standard.StandardRetryConditions(max_attempts=max_attempts),
+            retry_checker=_Conditions(
+                standard.MaxAttemptsChecker(max_attempts),
+                standard.OrRetryChecker([standard.TransientRetryableChecker(),
+                                         standard.ThrottledRetryableChecker(),
+                                         standard.ThrottlingStatusCodeChecker()])),
             retry_backoff=standard.ExponentialBackoff(
                 throttling_detector=standard.ThrottlingErrorDetector(
                     standard.RetryEventAdapter())))
@@ -298,6 +304,18 @@ class Downloader:
         finally:
             response.raw.release_conn()
         return size
+
+
+class _Conditions:
+    """Retry when under max attempts and when one of the conditions says so (botocore's AND)."""
+
+    def __init__(self, max_attempts: Any, conditions: Any) -> None:
+        self.max_attempts = max_attempts
+        self.conditions = conditions
+
+    def is_retryable(self, context: Any) -> bool:
+        return bool(self.max_attempts.is_retryable(context)
+                    and self.conditions.is_retryable(context))
 
 
 class tls_verify:
