@@ -197,7 +197,7 @@ class Downloader:
         return credentials
 
     def _frozen(self, credentials: Any, obj: S3Object) -> Any:
-        from botocore.exceptions import BotoCoreError
+        from botocore.exceptions import BotoCoreError, DataNotFoundError
 
         what = f"submit directory {obj.url}"
         try:
@@ -206,6 +206,12 @@ class Downloader:
             raise errors.SetupError(f"{what}: the AWS credentials from {credentials.method} "
                                     f"have expired (refreshing them gave expired ones: {exc})"
                                     ) from None
+        except DataNotFoundError:  # an STS/SSO client: its service model is not bundled
+            raise errors.SetupError(
+                f"{what}: the AWS credentials from {credentials.method} need a call to AWS "
+                "(STS or SSO), which sm-entry cannot make; give credentials directly "
+                "(environment, container endpoint, shared files or instance metadata)"
+            ) from None
         except BotoCoreError as exc:
             raise errors.SetupError(f"{what}: cannot refresh the AWS credentials from "
                                     f"{credentials.method}: {exc}") from None

@@ -17,6 +17,7 @@ import ipaddress
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -475,3 +476,47 @@ def test_sigterm_during_a_stalled_download_stops_the_job(sm_entry, tmp_path, pro
     assert time.monotonic() - started < 15  # not the read timeout (60 s)
     assert "stopped by SIGTERM during the download of the code" in failure(root)
     assert not (root / "model" / "probe.json").exists()  # the program never ran
+
+
+@pytest.mark.binary
+def test_static_binary_downloads_over_tls_in_an_image_without_python_or_openssl(
+        static_only, tmp_path, moto, tls_proxy):
+    from tests.binary.test_chroot import BUSYBOX_PATHS, in_chroot
+    from tests.support import require_root
+
+    require_root()
+    busybox = next((p for p in BUSYBOX_PATHS if os.path.exists(p)), None)
+    if busybox is None:
+        pytest.skip("needs busybox-static (make test-deps installs it)")
+    server, ca_file = tls_proxy
+    _, client = moto
+    key = "job-3/source/sourcedir.tar.gz"
+    client.put_object(Bucket=BUCKET, Key=key, Body=archive(
+        {"train.sh": b"echo trained in scratch > /opt/ml/model/done\n"}))
+    image = tmp_path / "image"
+    for directory in ("bin", "usr/local/bin", "proc", "etc", "opt/ml/input/config"):
+        (image / directory).mkdir(parents=True)
+    (image / "tmp").mkdir(mode=0o1777)
+    shutil.copy(busybox, image / "bin" / "busybox")
+    os.symlink("busybox", image / "bin" / "sh")
+    shutil.copy(static_only, image / "usr" / "local" / "bin" / "sm-entry")
+    shutil.copy(ca_file, image / "etc" / "test-ca.pem")
+    (image / "opt/ml/input/config/hyperparameters.json").write_text(json.dumps({
+        "sagemaker_submit_directory": json.dumps(f"s3://{BUCKET}/{key}"),
+        "sagemaker_program": '"train.sh"'}))
+    exports = (f"export AWS_ENDPOINT_URL_S3={server.url} AWS_ACCESS_KEY_ID={ACCESS_KEY} "
+               f"AWS_SECRET_ACCESS_KEY='{SECRET_KEY}' AWS_EC2_METADATA_DISABLED=true HOME=/")
+    try:
+        trusted = in_chroot(image, f"{exports} AWS_CA_BUNDLE=/etc/test-ca.pem", "train")
+        assert 0 == trusted.returncode, trusted.stderr.decode()[-3000:]
+        assert "trained in scratch\n" == (image / "opt/ml/model/done").read_text()
+        # No CA bundle given and none in the image: the binary's own (botocore's) is used,
+        # which does not know the test's CA.
+        (image / "opt/ml/model/done").unlink()
+        shutil.rmtree(image / "opt/ml/code")
+        untrusted = in_chroot(image, exports, "train")
+        assert 65 == untrusted.returncode
+        assert "CERTIFICATE_VERIFY_FAILED" in (image / "opt/ml/output/failure").read_text()
+        assert [] == os.listdir(image / "tmp")
+    finally:
+        client.delete_object(Bucket=BUCKET, Key=key)
