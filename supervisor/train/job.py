@@ -113,7 +113,8 @@ class Training:
 
         def work() -> None:
             try:
-                result = sourcedir.deliver(submit, code_dir, stop.is_set)
+                result = sourcedir.deliver(submit, code_dir, stop.is_set,
+                                           self.settings.own_executable)
             except BaseException as exc:  # handed to the loop, raised there
                 loop.call_soon_threadsafe(_settle, done, None, exc)
             else:

@@ -149,15 +149,17 @@ class Downloader:
 
     def __init__(self, environ: dict[str, str] | os._Environ[str] = os.environ,
                  sleep: Callable[[float], None] = time.sleep,
-                 cancelled: Callable[[], bool] = lambda: False) -> None:
+                 cancelled: Callable[[], bool] = lambda: False,
+                 binary: str | None = None) -> None:
         self.environ = environ
         self.sleep = sleep
         self.cancelled = cancelled
+        self.binary = binary  # the frozen binary we run as: it carries OpenSSL (tls.py)
 
     def download(self, url: str, target: str) -> int:
         """Write the object at `url` to `target` (created or truncated); returns its size."""
         obj = parse_url(url)
-        tls.load()  # before urllib3 is imported: it keeps `ssl` as it finds it then
+        tls.load(self.binary)  # before urllib3 is imported: it keeps `ssl` as it finds it then
         _quiet_libraries()
         import botocore.session
 
@@ -166,7 +168,7 @@ class Downloader:
         region = (session.get_config_variable("region") or self.environ.get("AWS_REGION")
                   or DEFAULT_REGION)
         attempts = int(session.get_config_variable("max_attempts") or 3)
-        with tls_verify(session, self.environ) as verify:
+        with tls_verify(session, self.environ, self.binary) as verify:
             http = self._http(endpoint(region, self.environ)[0], verify)
             size, error, tries = self._get(http, credentials, region, obj, target, attempts)
             if error is not None and error.bucket_region and error.bucket_region != region \
@@ -332,9 +334,11 @@ class tls_verify:
     binary (botocore's), for images that have none.
     """
 
-    def __init__(self, session: Any, environ: dict[str, str] | os._Environ[str]) -> None:
+    def __init__(self, session: Any, environ: dict[str, str] | os._Environ[str],
+                 binary: str | None) -> None:
         self.session = session
         self.environ = environ
+        self.binary = binary
         self.temporary: str | None = None
 
     def __enter__(self) -> str | bool:
@@ -347,7 +351,7 @@ class tls_verify:
         for candidate in (paths.cafile, paths.openssl_cafile, *SYSTEM_CA_BUNDLES):
             if candidate and os.path.isfile(candidate):
                 return candidate
-        pem = tls.bundled_ca_certificates()
+        pem = tls.bundled_ca_certificates(self.binary)
         if pem is None:
             return True
         import tempfile

@@ -46,12 +46,13 @@ def submit_directory(consumed_hyperparameters: dict[str, object],
     return environ.get("SAGEMAKER_SUBMIT_DIRECTORY") or None
 
 
-def deliver(source: str, code_dir: str,
-            cancelled: Callable[[], bool] = lambda: False) -> str | None:
+def deliver(source: str, code_dir: str, cancelled: Callable[[], bool] = lambda: False,
+            binary: str | None = None) -> str | None:
     """Put the submit directory's files into `code_dir`; returns what was done, or None.
 
     Code already in `code_dir` (baked into the image) wins, as with the toolkit.
-    `cancelled` is polled during a download (a stop asked meanwhile).
+    `cancelled` is polled during a download (a stop asked meanwhile); `binary`
+    is the frozen binary we run as, which carries what a download over TLS loads.
     """
     try:
         os.makedirs(code_dir, exist_ok=True)
@@ -61,7 +62,7 @@ def deliver(source: str, code_dir: str,
     except OSError as exc:
         raise errors.SetupError(f"code directory {code_dir}: {exc.strerror}") from None
     if source.startswith("s3://"):
-        return _deliver_from_s3(source, code_dir, cancelled)
+        return _deliver_from_s3(source, code_dir, cancelled, binary)
     path = source[len("file://"):] if source.startswith("file://") else source
     if "://" in path:
         raise errors.SetupError(f"submit directory {source}: unsupported URL scheme")
@@ -78,7 +79,8 @@ def deliver(source: str, code_dir: str,
     )
 
 
-def _deliver_from_s3(source: str, code_dir: str, cancelled: Callable[[], bool]) -> str:
+def _deliver_from_s3(source: str, code_dir: str, cancelled: Callable[[], bool],
+                     binary: str | None) -> str:
     """Download the archive next to the code (a staging name: an interrupted download is
     removed at the next start), then extract it as a local archive."""
     from supervisor.train import s3code
@@ -92,7 +94,7 @@ def _deliver_from_s3(source: str, code_dir: str, cancelled: Callable[[], bool]) 
         raise errors.SetupError(f"submit directory {source}: cannot download into "
                                 f"{code_dir}: {exc.strerror}") from None
     try:
-        size = s3code.Downloader(cancelled=cancelled).download(source, archive)
+        size = s3code.Downloader(cancelled=cancelled, binary=binary).download(source, archive)
         extract_archive(archive, code_dir, name=f"submit directory {source}")
     finally:
         os.remove(archive)
