@@ -67,13 +67,21 @@ $(STATICX_DIR)/.installed: build-support/staticx-bootloader.patch $(VENV)/.insta
 	$(PY) -m pip install -q --no-build-isolation $(STATICX_DIR)/staticx-$(STATICX_VERSION)
 	touch $@
 
+# Both binaries end with build.spec's S3 bundle (OpenSSL for the S3 download, read
+# only then): appended after the bootloaders' archives, so never unpacked at start.
+# staticx takes the program without it (it would unpack it at every start).
+S3_BUNDLE := build/generated/s3-bundle.zip
+BARE := build/bare/sm-entry-dynamic
 dist/sm-entry-dynamic: $(SOURCES) $(VENV)/.installed
 	$(VENV)/bin/pyinstaller --noconfirm --clean --log-level WARN \
-		--distpath dist --workpath build/pyinstaller build.spec
+		--distpath build/bare --workpath build/pyinstaller build.spec
+	mkdir -p dist && cat $(BARE) $(S3_BUNDLE) > $@.tmp
+	chmod 0755 $@.tmp && mv $@.tmp $@
 
 # staticx writes 0700; an image with a non-root USER must be able to run it.
 dist/sm-entry: dist/sm-entry-dynamic $(STATICX_DIR)/.installed
-	$(VENV)/bin/staticx --no-compress dist/sm-entry-dynamic $@.tmp
+	$(VENV)/bin/staticx --no-compress $(BARE) $@.tmp
+	cat $(S3_BUNDLE) >> $@.tmp
 	chmod 0755 $@.tmp && mv $@.tmp $@
 
 build: dist/sm-entry

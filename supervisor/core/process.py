@@ -273,6 +273,19 @@ class Supervisor:
             if waiter in self._stop_waiters:
                 self._stop_waiters.remove(waiter)
 
+    async def wait_for(self, future: Any) -> bool:
+        """Wait until `future` is done, or less when a stop is asked; False when it was."""
+        if self.stop_signal is not None:
+            return False
+        waiter = self.loop.create_future()
+        future.add_done_callback(lambda _: _resolve(waiter, True))
+        self._stop_waiters.append(waiter)
+        try:
+            return bool(await waiter)
+        finally:
+            if waiter in self._stop_waiters:
+                self._stop_waiters.remove(waiter)
+
     def live_children(self) -> list[Child]:
         return [c for c in self._children.values() if c.state in RUNNING_STATES]
 

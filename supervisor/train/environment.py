@@ -381,8 +381,10 @@ def training_env(
     env["SAGEMAKER_JOB_NAME"] = hp.env_value(consumed.get("sagemaker_job_name", ""))
     if "sagemaker_region" in consumed:
         region = consumed["sagemaker_region"]
-    else:  # boto3's region: AWS_DEFAULT_REGION (we do not read ~/.aws/config)
-        region = environ.get("AWS_DEFAULT_REGION")
+    else:  # boto3's region: AWS_DEFAULT_REGION, else the AWS config file's
+        from supervisor.train import awsconfig
+
+        region = environ.get("AWS_DEFAULT_REGION") or awsconfig.config_file_region(environ)
     env["SAGEMAKER_REGION"] = hp.env_value(region) if region else ""
 
     # The code directory first (scripts import their sibling modules), then the user's.

@@ -34,6 +34,7 @@ REQUIREMENTS = "requirements.txt"
 REPORT_SSH_OPTIONS = ("-o", "BatchMode=yes", "-o", "ConnectTimeout=10",
                       "-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=2")
 REPORT_WAIT_TEXT = "when its ranks have ended (after a wait) or when the platform stops it"
+DOWNLOAD_STOP_WAIT = 2.0  # seconds a stop waits for a download to notice it
 
 
 class Training:
@@ -65,7 +66,7 @@ class Training:
 
     async def _run(self) -> int:
         from supervisor.launch import hosts
-        from supervisor.train import localtree, program, sourcedir
+        from supervisor.train import localtree, program
 
         layout = self.layout
         self._prepare_tree()
@@ -75,7 +76,7 @@ class Training:
         self.fields["host"] = str(cfg.resource_config.get("current_host") or self.fields["host"])
         submit = submit_directory(cfg, self.environ)
         if submit:
-            done = sourcedir.deliver(submit, layout.code_dir)
+            done = await self._deliver(submit)
             self.log.info("code delivered" if done else "code already in the image; submit "
                           "directory not used", source=submit, code_dir=layout.code_dir,
                           action=done)
@@ -161,6 +162,39 @@ class Training:
             if result.exit_code != 0:
                 self.log.warning("could not tell an MPI worker how the job ended; it stops "
                                  f"{REPORT_WAIT_TEXT}", host=host, exit_code=result.exit_code)
+
+    async def _deliver(self, submit: str) -> str | None:
+        """The code into place; a download runs in a thread, so that a stop is seen meanwhile."""
+        from supervisor.train import sourcedir
+
+        code_dir = self.layout.code_dir
+        if not submit.startswith("s3://"):
+            return sourcedir.deliver(submit, code_dir)
+        import threading
+
+        loop = self.supervisor.loop
+        done = loop.create_future()
+        stop = threading.Event()
+
+        def work() -> None:
+            try:
+                result = sourcedir.deliver(submit, code_dir, stop.is_set,
+                                           self.settings.own_executable)
+            except BaseException as exc:  # handed to the loop, raised there
+                loop.call_soon_threadsafe(_settle, done, None, exc)
+            else:
+                loop.call_soon_threadsafe(_settle, done, result, None)
+
+        thread = threading.Thread(target=work, name="code-download", daemon=True)
+        thread.start()
+        if not await self.supervisor.wait_for(done):
+            stop.set()  # the download stops at its next chunk and removes its file
+            # A read blocked on a silent network ends only at its timeout: not waited
+            # for (its file has a staging name, removed at the next start).
+            thread.join(DOWNLOAD_STOP_WAIT)
+            self._stopped("the download of the code")
+        result: str | None = done.result()
+        return result
 
     def _prepare_tree(self) -> None:
         """The directories the program writes to; no outcome file left from an earlier run."""
@@ -384,3 +418,10 @@ async def run(settings: Settings, environ: Mapping[str, str], supervisor: Superv
               clock: JobClock | None = None) -> int:
     return await Training(settings, environ, supervisor, log, make_output, fields,
                           watchdog, clock).run()
+
+
+def _settle(future: Any, result: object, exception: BaseException | None) -> None:
+    if exception is not None:
+        future.set_exception(exception)
+    else:
+        future.set_result(result)

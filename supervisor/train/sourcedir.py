@@ -20,7 +20,7 @@ import shutil
 import stat
 import tarfile
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from supervisor import errors
@@ -46,10 +46,13 @@ def submit_directory(consumed_hyperparameters: dict[str, object],
     return environ.get("SAGEMAKER_SUBMIT_DIRECTORY") or None
 
 
-def deliver(source: str, code_dir: str) -> str | None:
+def deliver(source: str, code_dir: str, cancelled: Callable[[], bool] = lambda: False,
+            binary: str | None = None) -> str | None:
     """Put the submit directory's files into `code_dir`; returns what was done, or None.
 
     Code already in `code_dir` (baked into the image) wins, as with the toolkit.
+    `cancelled` is polled during a download (a stop asked meanwhile); `binary`
+    is the frozen binary we run as, which carries what a download over TLS loads.
     """
     try:
         os.makedirs(code_dir, exist_ok=True)
@@ -59,10 +62,7 @@ def deliver(source: str, code_dir: str) -> str | None:
     except OSError as exc:
         raise errors.SetupError(f"code directory {code_dir}: {exc.strerror}") from None
     if source.startswith("s3://"):
-        raise errors.SetupError(
-            f"submit directory {source}: s3:// is not supported yet; bake the code into "
-            f"the image under {code_dir} or give a local directory or .tar.gz"
-        )
+        return _deliver_from_s3(source, code_dir, cancelled, binary)
     path = source[len("file://"):] if source.startswith("file://") else source
     if "://" in path:
         raise errors.SetupError(f"submit directory {source}: unsupported URL scheme")
@@ -77,6 +77,28 @@ def deliver(source: str, code_dir: str) -> str | None:
     raise errors.SetupError(
         f"submit directory {source}: not a directory or a .tar.gz/.tgz/.tar archive"
     )
+
+
+def _deliver_from_s3(source: str, code_dir: str, cancelled: Callable[[], bool],
+                     binary: str | None) -> str:
+    """Download the archive next to the code (a staging name: an interrupted download is
+    removed at the next start), then extract it as a local archive."""
+    from supervisor.train import s3code
+
+    s3code.parse_url(source)  # a malformed URL fails before anything is written
+    try:
+        fd, archive = tempfile.mkstemp(prefix=STAGING_PREFIX + "download-", suffix=".tar.gz",
+                                       dir=code_dir)
+        os.close(fd)
+    except OSError as exc:
+        raise errors.SetupError(f"submit directory {source}: cannot download into "
+                                f"{code_dir}: {exc.strerror}") from None
+    try:
+        size = s3code.Downloader(cancelled=cancelled, binary=binary).download(source, archive)
+        extract_archive(archive, code_dir, name=f"submit directory {source}")
+    finally:
+        os.remove(archive)
+    return f"downloaded {source} ({size:,} bytes) and extracted it"
 
 
 def _undo_interrupted_delivery(code_dir: str) -> None:
@@ -206,9 +228,12 @@ def check_links(root: str) -> None:
                               "outside the code directory (through other links)")
 
 
-def extract_archive(archive: str, dest: str) -> None:
-    """Extract a tar archive into `dest`, refusing it whole if any member is unsafe."""
-    with _staged(dest, archive) as staging, tarfile.open(archive, "r:*") as tar:
+def extract_archive(archive: str, dest: str, name: str | None = None) -> None:
+    """Extract a tar archive into `dest`, refusing it whole if any member is unsafe.
+
+    `name` is what errors call it (a downloaded archive: its URL, not its temporary path).
+    """
+    with _staged(dest, name or archive) as staging, tarfile.open(archive, "r:*") as tar:
         total = 0
         for members, member in enumerate(tar, 1):
             total += member.size if member.isfile() else 0

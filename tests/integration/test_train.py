@@ -281,11 +281,13 @@ def test_submit_directory_archive_is_extracted_and_run(sm_entry, tmp_path, schem
     assert ["train.py"] == probe(root)["argv"]
 
 
-def test_s3_submit_directory_is_a_clear_error_for_now(sm_entry, tmp_path):
-    root = make_tree(tmp_path / "ml", hyperparameters={"sagemaker_submit_directory": "\"s3://bucket/src.tar.gz\""})
+@pytest.mark.parametrize("url", ["s3://bucket", "s3://bucket/", "s3:///key.tar.gz"])
+def test_s3_url_without_bucket_or_key_is_refused_before_any_download(sm_entry, tmp_path, url):
+    root = make_tree(tmp_path / "ml", hyperparameters={"sagemaker_submit_directory": json.dumps(url)})
     result = train(sm_entry, root, SAGEMAKER_PROGRAM="train.py")
     assert 65 == result.returncode
-    assert "s3://" in failure(root) and "not supported yet" in failure(root)
+    assert failure(root).startswith(f"submit directory {url}: not an S3 object URL")
+    assert [] == os.listdir(root / "code")
 
 
 CHECKPOINT = """
@@ -450,4 +452,5 @@ def test_train_and_plain_commands_import_no_serve_or_s3_machinery(tmp_path, mode
     modules = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines()
                if line.startswith("import time:")}
     assert "supervisor.cli" in modules  # -X importtime did list our imports
-    assert set() == modules & {"asyncio", "uvloop", "httptools", "botocore", "supervisor.serve"}
+    assert set() == modules & {"asyncio", "uvloop", "httptools", "botocore", "urllib3", "ssl",
+                               "supervisor.serve", "supervisor.train.s3code"}

@@ -259,8 +259,8 @@ def test_every_archive_suffix_is_delivered(tmp_path, suffix):
     ("http://example.com/src.tar.gz", "submit directory http://example.com/src.tar.gz: unsupported URL scheme"),
     ("file:///no/such/src.tar.gz", "submit directory file:///no/such/src.tar.gz: no such file or directory"),
     ("/no/such/dir", "submit directory /no/such/dir: no such file or directory"),
-    ("s3://bucket/src.tar.gz", "submit directory s3://bucket/src.tar.gz: s3:// is not supported yet; bake the code "
-                               "into the image under {code} or give a local directory or .tar.gz"),
+    ("s3://bucket", "submit directory s3://bucket: not an S3 object URL; expected s3://BUCKET/KEY (the .tar.gz "
+                    "the SDK uploaded)"),
 ])
 def test_sources_that_cannot_be_delivered_are_named(tmp_path, source, message):
     code = tmp_path / "code"
