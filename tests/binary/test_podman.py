@@ -196,3 +196,17 @@ def test_noexec_tmp_with_no_other_choice_is_a_clear_error(podman):
                            "--tmpfs", "/tmp:rw,noexec", podman.image, "sh", "-c", "echo ok")
     assert 73 == result.returncode
     assert "/tmp: mounted noexec" in result.stderr, result.stderr
+
+
+def test_running_out_of_the_containers_memory_limit_is_said_for_certain(podman, tmp_path):
+    # busybox sh doubling a string until the kernel's OOM killer takes it, no swap to go to.
+    ml = tmp_path / "ml"
+    ml.mkdir()
+    _, result = podman.run("--rm", "--memory", "64m", "--memory-swap", "64m",
+                           "-v", f"{ml}:/opt/ml", podman.image, "train", "--",
+                           "sh", "-c", 'a=x; while :; do a="$a$a"; done')
+    assert 137 == result.returncode, result.stderr[-3000:]
+    reason = (ml / "output" / "failure").read_text()
+    assert re.match(r"Out of memory: the container's memory limit \(64\.0 MiB\) was reached; the "
+                    r"kernel killed PID \d+ \(sh -c\)\.\n", reason), reason
+    assert '"oom_kills":1' in result.stderr

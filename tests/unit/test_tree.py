@@ -10,6 +10,7 @@ import time
 import pytest
 
 from supervisor.core import tree
+from tests.support import wait_until
 
 # A shell whose child is a daemon in its own session, whose child is a sleep: three levels.
 TREE_SCRIPT = "setsid sh -c 'sleep 60 & echo $! > {ready}.grandchild; wait' & echo $! > {ready}.child; wait"
@@ -89,7 +90,10 @@ def test_children_of_every_thread_are_found(walk):
     thread.join()
     sleeper = started[0]
     try:
-        assert sleeper.pid in tree.children(os.getpid())
+        # The thread's end moves its child to another thread: a moment the children files
+        # do not show (the kernel says they are not reliable while children are reparented).
+        wait_until(lambda: sleeper.pid in tree.children(os.getpid()), timeout=10,
+                   what="the thread's child among ours")
         assert sleeper.pid in tree.descendants(os.getpid())
     finally:
         sleeper.kill()
