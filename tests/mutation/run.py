@@ -27,6 +27,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -116,17 +117,23 @@ def run_module(name: str, module: Module, resume: bool) -> tuple[str, float, int
         runner += f" -k {shlex.quote(f'not ({module.deselect})')}"
     # Two modules run at once (and maybe `make test` beside them): another run's entries in
     # the shared /tmp must not count as this mutant's leak (a false kill).
+    # Each mutant's temporary files go under this lane's directory: mutmut kills the wrapper
+    # of a run that hangs before it can clean up, so the lane removes what is left.
+    scratch = Path(tempfile.mkdtemp(prefix=f"sm-entry-mutation-{name}-"))
     env = {**os.environ, "PYTHONPATH": str(tree / "tests" / "mutation"), "PYTHONDONTWRITEBYTECODE": "1",
-           "SM_ENTRY_TESTS_SHARED_TMP": "1"}
+           "SM_ENTRY_TESTS_SHARED_TMP": "1", "TMPDIR": str(scratch)}
     started = time.monotonic()
-    with open(tree / "mutmut.log", "w") as log:
-        proc = subprocess.run(
-            [str(Path(python).with_name("mutmut")), "run", "--paths-to-mutate", module.path,
-             "--runner", runner, "--simple-output", "--no-progress",
-             # A mutant's run is cut short only when it hangs, not because the other
-             # lane slowed it down: a timeout counts as killed.
-             "--test-time-base", "20", "--test-time-multiplier", "3"],
-            cwd=tree, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        with open(tree / "mutmut.log", "w") as log:
+            proc = subprocess.run(
+                [str(Path(python).with_name("mutmut")), "run", "--paths-to-mutate", module.path,
+                 "--runner", runner, "--simple-output", "--no-progress",
+                 # A mutant's run is cut short only when it hangs, not because the other
+                 # lane slowed it down: a timeout counts as killed.
+                 "--test-time-base", "20", "--test-time-multiplier", "3"],
+                cwd=tree, env=env, stdout=log, stderr=subprocess.STDOUT)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     # mutmut's exit code is a bit field: 1 is a fatal error (the unmutated tests failed).
     return name, time.monotonic() - started, proc.returncode & 1
 
