@@ -131,14 +131,36 @@ class Run:
         os.kill(self.pid, signum)
 
     def close(self) -> None:
+        """Kill it and, since a SIGKILLed sm-entry cannot stop its job, the job too."""
         if self.proc.poll() is None:
+            tree = descendants_of(self.pid)
             self.proc.kill()
             self.proc.wait()
+            for pid in tree:  # re-parented to the test run (a subreaper), reaped at its end
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
         for stream in (self.proc.stdout, self.proc.stderr):
             if stream is not None:
                 stream.close()
         if self in OPEN_RUNS:
             OPEN_RUNS.remove(self)
+
+
+def descendants_of(pid: int) -> list[int]:
+    """Every process under `pid`, by our own walk of /proc (not the code under test)."""
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as handle:
+                stat = handle.read()
+            parents[int(entry)] = int(stat[stat.rindex(b")") + 2:].split()[1])
+        except (OSError, ValueError):
+            continue
+    found, frontier = [], [pid]
+    while frontier:
+        frontier = [child for child, parent in parents.items() if parent in frontier]
+        found += frontier
+    return found
 
 
 def signal_when_ready(proc: Run, signum: int, ready: str = "ready") -> int:
