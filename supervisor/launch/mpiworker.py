@@ -1,8 +1,9 @@
 """A worker host of an MPI job: an SSH daemon until the master says how the job ended.
 
 mpirun on the master starts `orted` on each worker over SSH, and orted starts
-the ranks: they are children of sshd, which is our child, so they are in our
-tree (we stop them on a stop signal, we reap them if orphaned). The job is
+the ranks. orted daemonizes, so it and the ranks end up ours (we are PID 1 or
+a subreaper), beside sshd: a stop signal stops sshd and then them, and we
+reap them. The job is
 over for a worker when the master reports its outcome: after mpirun ended,
 the master writes a small JSON report over SSH to the file our sshd names in
 every session's environment (`SetEnv`). The worker then stops sshd and exits
@@ -132,7 +133,9 @@ class MpiWorker:
                 raise errors.SetupError(
                     f"sshd exited with code {result.exit_code} before the MPI job ended "
                     f"(see its lines above): mpirun on {self.master} cannot start ranks here")
-            orteds = [pid for pid in tree.descendants(child.pid) if _comm(pid) == "orted"]
+            # With plm_rsh_no_tree_spawn, orted daemonizes: its parent exits and it becomes
+            # ours (we are PID 1 or a subreaper), not sshd's. So look in our whole tree.
+            orteds = [pid for pid in tree.descendants(os.getpid()) if _comm(pid) == "orted"]
             for pid in orteds:
                 if pid not in seen:
                     seen.add(pid)

@@ -65,6 +65,11 @@ class Torchrun:
     nproc_per_node: int
     interface: str  # the network interface the hosts reach each other on
 
+    @staticmethod
+    def tees(environ: Mapping[str, str]) -> bool:
+        """torchrun tags its ranks' lines only with --tee, which it reads from PET_TEE here."""
+        return environ.get("PET_TEE", "0").strip() not in ("", "0")
+
     @property
     def first_rank(self) -> int:
         """This host's first global rank: torchrun numbers ranks node by node."""

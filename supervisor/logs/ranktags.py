@@ -22,6 +22,8 @@ from supervisor.logs.framing import Item, LineFramer, Lines, Record
 _MPIRUN_TAG = re.compile(rb"\[\d+,(\d+)\]<(?:stdout|stderr|stddiag)>:")
 # torchrun --tee: "[default0]:", a role then a local rank (torch's own "[rank3]: " is not one).
 _TORCHRUN_TAG = re.compile(rb"\[(?!rank\d)[A-Za-z_][\w-]*?(\d+)\]:")
+# The start of an mpirun tag, cut by the end of a read: kept for the next read.
+_MPIRUN_TAG_START = re.compile(rb"\[\d*(?:,\d*(?:\](?:<[a-z]*>?)?)?)?")
 # torch.distributed's own tag on a rank's traceback lines, inside a launcher's tag: said once.
 _TORCH_TAG = re.compile(rb"\[rank\d+\]: ")
 
@@ -67,7 +69,7 @@ class RankTagFramer:
         if end >= 0:
             for line in data[:end].split(b"\n"):
                 self._route(line, True, now, out)
-        if len(self._carry) > CARRY_LIMIT:
+        if self._carry:  # an unfinished line: its pieces go on now (a progress bar's states)
             self._carry = self._route(self._carry, False, now, out)
         return out
 
@@ -93,7 +95,8 @@ class RankTagFramer:
         if first or not tags:  # an empty line of the launcher's own is a line too
             head = line[:first]
             if not ended and not tags:
-                head, kept = head[:-TAG_MAX], head[-TAG_MAX:]
+                cut = self._hold_from(head)
+                head, kept = head[:cut], head[cut:]
                 self._take(None, self._untagged.feed(head, now), out)
                 return kept
             # Ended, or cut short by a rank's piece: mpirun's own line is whole.
@@ -108,11 +111,26 @@ class RankTagFramer:
             if last and ended:
                 piece += b"\n"
             elif last:
-                piece, kept = piece[:-TAG_MAX], piece[-TAG_MAX:]
+                cut = self._hold_from(piece)
+                piece, kept = piece[:cut], piece[cut:]
                 self._take(rank, self._framer(rank).feed(piece, now), out)
                 return tag[0] + kept
             self._take(rank, self._framer(rank).feed(piece, now), out)
         return b""
+
+    def _hold_from(self, data: bytes) -> int:
+        """Where the part of an unfinished line that must wait for the next read begins.
+
+        mpirun: only a tag cut by the read waits, so a progress bar's state goes
+        on at once. torchrun tags whole lines only (what it tails from its
+        files): the last TAG_MAX bytes wait, as for a line start.
+        """
+        if self._tags.launcher == "torchrun":
+            return max(0, len(data) - TAG_MAX)
+        cut = data.rfind(b"[", max(0, len(data) - TAG_MAX))
+        if cut >= 0 and _MPIRUN_TAG_START.fullmatch(data, cut):
+            return cut
+        return len(data)
 
     def _rank(self, tag: re.Match[bytes]) -> int:
         return int(tag[1]) + self._tags.first_rank

@@ -276,6 +276,8 @@ _MPIRUN_PROCESS = re.compile(r"^\s*Process name: \[\[\d+,\d+\],(\d+)\]")
 _MPIRUN_EXIT_CODE = re.compile(r"^\s*Exit code:\s*(-?\d+)")
 _MPIRUN_SIGNAL = re.compile(r"mpirun noticed that process rank (\d+) with PID \d+ on node "
                             r"(\S+) exited on signal (\d+)")
+# Under mpi4py (`python -m mpi4py`) an uncaught exception calls MPI_Abort instead.
+_MPIRUN_ABORT = re.compile(r"MPI_ABORT was invoked on rank (\d+)")
 
 
 def _mpirun_failure(tail: StderrTail, rank_host: RankHost) -> list[str] | None:
@@ -292,6 +294,9 @@ def _mpirun_failure(tail: StderrTail, rank_host: RankHost) -> list[str] | None:
                 elif match := _MPIRUN_EXIT_CODE.match(later):
                     how = f"which exited with code {match[1]}"
                     break
+        elif (match := _MPIRUN_ABORT.search(line)) and rank is None:
+            rank = int(match[1])
+            how = "which called MPI_Abort"
         elif match := _MPIRUN_SIGNAL.search(line):
             rank = int(match[1])
             signum = int(match[3])

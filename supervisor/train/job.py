@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 OutputFactory = Callable[..., Any]  # (observers, tags=None) -> ChildOutput
 REQUIREMENTS = "requirements.txt"
 # The master's report to its MPI workers: never a prompt, never a long hang.
-REPORT_SSH_OPTIONS = ("-o", "BatchMode=yes", "-o", "ConnectTimeout=10",
+REPORT_SSH_OPTIONS = ("-n", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10",
                       "-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=2")
 REPORT_WAIT_TEXT = "when its ranks have ended (after a wait) or when the platform stops it"
 DOWNLOAD_STOP_WAIT = 2.0  # seconds a stop waits for a download to notice it
@@ -74,6 +74,7 @@ class Training:
             localtree.fill(layout, self.settings.hyperparameters, self.settings.channels)
         cfg = read_config(layout)
         self.fields["host"] = str(cfg.resource_config.get("current_host") or self.fields["host"])
+        self.mpi_workers = mpi_workers(self.settings, cfg)  # told how the job ends, come what may
         submit = submit_directory(cfg, self.environ)
         if submit:
             done = await self._deliver(submit)
@@ -85,8 +86,6 @@ class Training:
         self.log.info("training job", hosts=job.hosts, current_host=job.current_host,
                       master=job.master, num_cpus=job.num_cpus, num_gpus=job.num_gpus,
                       program=argv[0], launcher=job.launcher)
-        if job.mpi is not None and job.mpi.is_master and job.takes_part:
-            self.mpi_workers = job.mpi.workers  # told how the job ended, whatever happens now
         if not job.takes_part:
             self.log.info("this host is not in the distribution instance groups: nothing to "
                           "run here", distribution_hosts=job.distribution_hosts)
@@ -118,6 +117,12 @@ class Training:
         from supervisor.launch.mpiworker import MpiWorker
 
         assert job.mpi is not None
+        if self.watchdog is not None:
+            # The ranks here write to the master's mpirun: this host sees only sshd's lines,
+            # and the master's watchdog watches the job's output.
+            self.log.info("MPI worker: the hang watchdog is left to the master")
+            self.watchdog.close()
+            self.watchdog = None
         tail = failure.StderrTail()
         worker = MpiWorker(self.supervisor, self.log, job.mpi.master)
         report = await worker.run(job.launched[0], job.env, self.layout.code_dir,
@@ -141,9 +146,10 @@ class Training:
 
         reason = None
         if code != outcome.EXIT_OK:
-            with contextlib.suppress(OSError), open(self.layout.failure_file,
-                                                    encoding="utf-8") as handle:
-                reason = handle.read()
+            # Maybe the program's own file: any bytes, any size.
+            with contextlib.suppress(OSError), open(self.layout.failure_file, encoding="utf-8",
+                                                    errors="replace") as handle:
+                reason = failure.truncate(handle.read(failure.MAX_REASON_CHARS + 1))
         command = report_command(Report(code, reason, str(self.fields["host"])))
         children = []
         for host in workers:
@@ -156,7 +162,7 @@ class Training:
             except errors.EntryError as exc:
                 self.log.warning("cannot tell the MPI workers how the job ended",
                                  error=exc.message)
-                return
+                break
         for host, child in children:
             result: ChildResult = await child.done
             if result.exit_code != 0:
@@ -333,6 +339,18 @@ def read_config(layout: Layout) -> TrainingConfig:
     return config.load(layout)
 
 
+def mpi_workers(settings: Settings, cfg: TrainingConfig) -> list[str]:
+    """The hosts an MPI master must tell how the job ended; none on other hosts and jobs."""
+    from supervisor.launch import torchrun
+    from supervisor.train import environment
+
+    distribution = environment.distribution(cfg)
+    if (torchrun.choose(settings.launcher, distribution.framework) != "mpi"
+            or distribution.current_host != distribution.master):
+        return []
+    return [host for host in distribution.hosts if host != distribution.master]
+
+
 def submit_directory(cfg: TrainingConfig, environ: Mapping[str, str]) -> str | None:
     from supervisor.train import hyperparameters, sourcedir
 
@@ -373,7 +391,8 @@ def plan(settings: Settings, environ: Mapping[str, str],
         if takes_part:
             env.update(run.environment(env))
             launched = run.command([*argv, *user_args], env)
-            rank_tags = RankTags("torchrun", run.nproc_per_node, run.first_rank)
+            if run.tees(env):
+                rank_tags = RankTags("torchrun", run.nproc_per_node, run.first_rank)
     elif launcher == "mpi":
         from supervisor.launch import mpi as mpi_launch
 

@@ -593,3 +593,24 @@ def test_a_rank_tagged_traceback_start_framed_alone_still_gives_the_ranks_traceb
                           "[rank1]: ValueError: corrupt shard on rank 1")])
     assert ('Traceback (most recent call last):\n  File "t.py", line 3, in <module>\n    f()\n'
             "ValueError: corrupt shard on rank 1") == tail.rank_traceback("1")
+
+
+MPIRUN_ABORTED = """\
+[1,1]<stderr>:Traceback (most recent call last):
+[1,1]<stderr>:  File "/opt/ml/code/mpi_ranks.py", line 11, in <module>
+[1,1]<stderr>:ValueError: corrupt shard on rank 1
+--------------------------------------------------------------------------
+MPI_ABORT was invoked on rank 1 in communicator MPI_COMM_WORLD
+with errorcode 1.
+--------------------------------------------------------------------------
+"""
+
+
+def test_under_mpi4py_the_rank_that_called_mpi_abort_is_named():
+    reason = describe("mpi_ranks.py", 1, None, None, None, 110, mpirun_tail(MPIRUN_ABORTED),
+                      rank_host=SLOTS.get)
+    assert reason.split("\n")[:2] == [
+        "ValueError: corrupt shard on rank 1",
+        "Raised in rank 1 (local rank 1) on host algo-1, which called MPI_Abort; mpirun then "
+        "stopped the other ranks.",
+    ]

@@ -3,7 +3,9 @@
 import pytest
 
 from supervisor.logs.framing import Lines, Record
-from supervisor.logs.ranktags import CARRY_LIMIT, RankTagFramer, RankTags
+from supervisor.logs.ranktags import RankTagFramer, RankTags
+
+CARRY_LIMIT = 64 << 10  # a long unfinished line
 
 MPIRUN = RankTags("mpirun", 2)
 
@@ -143,3 +145,11 @@ def test_a_huge_unfinished_line_of_the_launchers_own_is_passed_on_whole_in_the_e
     assert len(framer._carry) < 100
     items += framer.feed(b"!\n", 0.0) + framer.close()
     assert [body.decode() + "!"] == texts(items)
+
+
+def test_an_unfinished_line_of_a_rank_goes_on_at_once_a_progress_bar_included():
+    framer = RankTagFramer(MPIRUN, progress_interval=5.0)
+    items = framer.feed(b"[1,0]<stderr>:\r 10%|#         |[1,1]<stdout>:loading", 0.0)
+    items += framer.feed(b"[1,0]<stderr>:\r 50%|#####     |", 6.0) + framer.release_due(12.0)
+    assert any("50%" in line for line in texts(items))  # not held until the line ends
+    assert len(framer._carry) < 100
