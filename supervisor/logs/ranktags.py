@@ -34,9 +34,15 @@ class RankTags(NamedTuple):
     launcher: str  # "mpirun" (tags anywhere in a line) | "torchrun" (at the start of a line)
     slots: int  # ranks per host: a rank's local rank is rank % slots
     first_rank: int = 0  # torchrun tags local ranks: this host's first global rank
-# An unfinished line of mpirun's own output longer than this is passed on in pieces.
-CARRY_LIMIT = 64 << 10
+
+
 TAG_MAX = 48  # bytes: a tag cut at the end of a read is kept whole for the next
+
+
+def _without_torch_tag(piece: bytes) -> bytes:
+    """A rank's piece less torch.distributed's own "[rankN]: " at its start."""
+    match = _TORCH_TAG.match(piece)
+    return piece[match.end():] if match else piece
 
 
 def rank_prefix(rank: int) -> str:
@@ -73,6 +79,13 @@ class RankTagFramer:
             self._carry = self._route(self._carry, False, now, out)
         return out
 
+    def _tags_in(self, line: bytes) -> list[re.Match[bytes]]:
+        """The launcher's tags in one output line: mpirun's anywhere, torchrun's at its start."""
+        if self._tags.launcher == "torchrun":
+            match = _TORCHRUN_TAG.match(line)
+            return [match] if match else []
+        return list(_MPIRUN_TAG.finditer(line))
+
     def _may_be_tagged(self, data: bytes) -> bool:
         """False when no tag can be in `data`, not even the start of one cut by the read."""
         if self._tags.launcher == "torchrun":
@@ -86,11 +99,7 @@ class RankTagFramer:
         rank). Otherwise the last piece may be cut anywhere, its tag included:
         its tail is kept, behind its tag, for the next read.
         """
-        if self._tags.launcher == "torchrun":
-            match = _TORCHRUN_TAG.match(line)
-            tags = [match] if match else []
-        else:
-            tags = list(_MPIRUN_TAG.finditer(line))
+        tags = self._tags_in(line)
         first = tags[0].start() if tags else len(line)
         if first or not tags:  # an empty line of the launcher's own is a line too
             head = line[:first]
@@ -104,9 +113,7 @@ class RankTagFramer:
         for index, tag in enumerate(tags):
             rank = self._rank(tag)
             stop = tags[index + 1].start() if index + 1 < len(tags) else len(line)
-            piece = line[tag.end():stop]
-            if piece.startswith(b"[rank"):
-                piece = _TORCH_TAG.sub(b"", piece, count=1)
+            piece = _without_torch_tag(line[tag.end():stop])
             last = index + 1 == len(tags)
             if last and ended:
                 piece += b"\n"
@@ -173,15 +180,12 @@ class RankTagFramer:
 
     def _route_final(self, carry: bytes, out: list[Item]) -> None:
         """The end of the stream: the unfinished line's pieces, none of them ending a line."""
-        if self._tags.launcher == "torchrun":
-            match = _TORCHRUN_TAG.match(carry)
-            tags = [match] if match else []
-        else:
-            tags = list(_MPIRUN_TAG.finditer(carry))
+        tags = self._tags_in(carry)
         first = tags[0].start() if tags else len(carry)
         if first:
             self._take(None, self._untagged.feed(carry[:first], 0.0), out)
         for index, tag in enumerate(tags):
             stop = tags[index + 1].start() if index + 1 < len(tags) else len(carry)
             rank = self._rank(tag)
-            self._take(rank, self._framer(rank).feed(carry[tag.end():stop], 0.0), out)
+            piece = _without_torch_tag(carry[tag.end():stop])
+            self._take(rank, self._framer(rank).feed(piece, 0.0), out)
