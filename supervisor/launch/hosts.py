@@ -27,6 +27,35 @@ def resolves(host: str) -> bool:
     return True
 
 
+async def _until_none_missing(
+    missing_now: Callable[[], list[str]],
+    deadline_s: float,
+    clock: Callable[[], float],
+    sleep: Callable[[float], Awaitable[object]],
+    timed_out: Callable[[list[str]], str],
+    waiting: Callable[[list[str], int, float], None],
+) -> tuple[int, float]:
+    """Ask `missing_now()` with exponential backoff until it is empty: (retries, seconds).
+
+    At the deadline, SetupError with `timed_out(missing)`; before each sleep,
+    `waiting(missing, attempt, waited)`. `sleep` raises to end the wait (a stop).
+    """
+    started = clock()
+    delay = FIRST_RETRY
+    attempt = 0
+    while True:
+        missing = missing_now()
+        if not missing:
+            return attempt, clock() - started
+        attempt += 1
+        waited = clock() - started
+        if waited >= deadline_s:
+            raise errors.SetupError(timed_out(missing))
+        waiting(missing, attempt, waited)
+        await sleep(min(delay, max(0.0, deadline_s - waited)))
+        delay = min(delay * 2, MAX_RETRY)
+
+
 async def wait_for_hosts(
     hosts: Sequence[str],
     deadline_s: float,
@@ -39,27 +68,16 @@ async def wait_for_hosts(
 
     `sleep(seconds)` raises to end the wait early (a stop signal).
     """
-    started = clock()
-    delay = FIRST_RETRY
-    attempt = 0
-    while True:
-        missing = [host for host in hosts if not resolve(host)]
-        if not missing:
-            if attempt:
-                log.info("all hosts resolve", hosts=list(hosts),
-                         waited_s=round(clock() - started, 1))
-            return
-        attempt += 1
-        waited = clock() - started
-        if waited >= deadline_s:
-            raise errors.SetupError(
-                f"hosts did not resolve within {deadline_s:g} s: {', '.join(missing)} "
-                f"(cluster: {', '.join(hosts)}); check the network and DNS, or raise --host-wait"
-            )
-        log.info("waiting for hosts to resolve", missing=missing, attempt=attempt,
-                 waited_s=round(waited, 1), deadline_s=deadline_s)
-        await sleep(min(delay, max(0.0, deadline_s - waited)))
-        delay = min(delay * 2, MAX_RETRY)
+    attempts, waited = await _until_none_missing(
+        lambda: [host for host in hosts if not resolve(host)], deadline_s, clock, sleep,
+        lambda missing: (
+            f"hosts did not resolve within {deadline_s:g} s: {', '.join(missing)} "
+            f"(cluster: {', '.join(hosts)}); check the network and DNS, or raise --host-wait"),
+        lambda missing, attempt, waited: log.info(
+            "waiting for hosts to resolve", missing=missing, attempt=attempt,
+            waited_s=round(waited, 1), deadline_s=deadline_s))
+    if attempts:
+        log.info("all hosts resolve", hosts=list(hosts), waited_s=round(waited, 1))
 
 
 def accepts(host: str, port: int, timeout: float = 1.0) -> bool:
@@ -83,24 +101,22 @@ async def wait_for_ssh(
     """Return once every MPI worker's SSH daemon accepts connections; SetupError at the deadline.
 
     The workers start sshd only once their code and requirements are in place,
-    so this is also the wait for them to be ready for their ranks.
+    so this is also the wait for them to be ready for their ranks. A worker
+    that accepted once is not asked again.
     """
-    started = clock()
-    delay = FIRST_RETRY
     waiting = list(hosts)
-    while True:
-        waiting = [host for host in waiting if not accept(host, port)]
-        if not waiting:
-            log.info("MPI workers accept SSH connections", hosts=list(hosts),
-                     waited_s=round(clock() - started, 1))
-            return
-        waited = clock() - started
-        if waited >= deadline_s:
-            raise errors.SetupError(
-                f"MPI workers did not accept SSH connections on port {port} within "
-                f"{deadline_s:g} s: {', '.join(waiting)}; their sm-entry starts sshd once "
-                "their code is ready (see their logs), or raise --host-wait")
-        log.info("waiting for the MPI workers' SSH daemons", missing=waiting,
-                 waited_s=round(waited, 1), deadline_s=deadline_s)
-        await sleep(min(delay, max(0.0, deadline_s - waited)))
-        delay = min(delay * 2, MAX_RETRY)
+
+    def missing_now() -> list[str]:
+        waiting[:] = [host for host in waiting if not accept(host, port)]
+        return waiting
+
+    _, waited = await _until_none_missing(
+        missing_now, deadline_s, clock, sleep,
+        lambda missing: (
+            f"MPI workers did not accept SSH connections on port {port} within "
+            f"{deadline_s:g} s: {', '.join(missing)}; their sm-entry starts sshd once "
+            "their code is ready (see their logs), or raise --host-wait"),
+        lambda missing, _attempt, waited: log.info(
+            "waiting for the MPI workers' SSH daemons", missing=list(missing),
+            waited_s=round(waited, 1), deadline_s=deadline_s))
+    log.info("MPI workers accept SSH connections", hosts=list(hosts), waited_s=round(waited, 1))
