@@ -273,15 +273,22 @@ def ancestors(pid: int) -> list[int]:
     return chain
 
 
-def test_sigterm_to_a_worker_stops_the_ranks_under_its_sshd_and_the_job_fails(mpi_cluster):
+def holding_mpi_job(mpi_cluster):
+    """Both hosts started, every rank holding: (roots, worker, master, the four rank PIDs)."""
     roots = {host: mpi_cluster.root(host) for host in HOSTS}
     worker = mpi_cluster.train("algo-2", roots["algo-2"])
     master = mpi_cluster.train("algo-1", roots["algo-1"], HOLD="1")
     model = roots["algo-1"] / "model"
     wait_until(lambda: all((model / f"rank-{rank}.pid").exists() for rank in range(4)),
                timeout=120, what="every rank holding")
-    pids = [int((model / f"rank-{rank}.pid").read_text()) for rank in (2, 3)]
-    assert all(worker.pid in ancestors(pid) for pid in pids)  # under sshd, under sm-entry
+    return roots, worker, master, [int((model / f"rank-{rank}.pid").read_text())
+                                   for rank in range(4)]
+
+
+def test_sigterm_to_a_worker_stops_the_ranks_under_its_sshd_and_the_job_fails(mpi_cluster):
+    roots, worker, master, all_ranks = holding_mpi_job(mpi_cluster)
+    pids = all_ranks[2:]  # the worker's
+    assert all(worker.pid in ancestors(pid) for pid in pids)  # under the worker's sm-entry
     worker.send_signal(signal.SIGTERM)
     worker_code, worker_stderr = finish(worker)
     assert 143 == worker_code, worker_stderr[-3000:]
@@ -292,13 +299,7 @@ def test_sigterm_to_a_worker_stops_the_ranks_under_its_sshd_and_the_job_fails(mp
 
 
 def test_sigterm_to_the_master_stops_every_rank_through_mpirun_and_both_hosts_fail(mpi_cluster):
-    roots = {host: mpi_cluster.root(host) for host in HOSTS}
-    worker = mpi_cluster.train("algo-2", roots["algo-2"])
-    master = mpi_cluster.train("algo-1", roots["algo-1"], HOLD="1")
-    model = roots["algo-1"] / "model"
-    wait_until(lambda: all((model / f"rank-{rank}.pid").exists() for rank in range(4)),
-               timeout=120, what="every rank holding")
-    pids = [int((model / f"rank-{rank}.pid").read_text()) for rank in range(4)]
+    roots, worker, master, pids = holding_mpi_job(mpi_cluster)
     master.send_signal(signal.SIGTERM)
     (code, stderr), (worker_code, worker_stderr) = finish(master), finish(worker)
     assert code != 0, stderr[-3000:]
