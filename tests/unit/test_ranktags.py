@@ -153,3 +153,19 @@ def test_an_unfinished_line_of_a_rank_goes_on_at_once_a_progress_bar_included():
     items += framer.feed(b"[1,0]<stderr>:\r 50%|#####     |", 6.0) + framer.release_due(12.0)
     assert any("50%" in line for line in texts(items))  # not held until the line ends
     assert len(framer._carry) < 100
+
+
+def test_a_progress_state_ending_in_brackets_goes_on_whole():
+    # tqdm ends its state with "[elapsed<remaining, rate]": a bracket, but no tag's start.
+    framer = RankTagFramer(MPIRUN, progress_interval=5.0)
+    state = b"\r 50%|#####     | 5/10 [00:05<00:05, 1.00it/s]"
+    items = framer.feed(b"[1,0]<stderr>:" + state, 6.0) + framer.release_due(12.0)
+    assert any(line.endswith("[00:05<00:05, 1.00it/s]") for line in texts(items))
+    assert b"" == framer._carry[len(b"[1,0]<stderr>:"):]
+
+
+@pytest.mark.parametrize("cut", range(1, 12))
+def test_a_torchrun_read_may_end_inside_a_tag(cut):
+    data = b"[default1]:x\n"
+    items, _ = frame(data[:cut], data[cut:], tags=TORCHRUN)
+    assert ["[rank3]: x"] == texts(items)
