@@ -35,7 +35,10 @@ def run(settings: Settings, environ: Mapping[str, str]) -> int:
     if settings.mode is Mode.SERVE:
         from supervisor.serve.mode import new_loop
 
-        loop = new_loop()  # the HTTP front needs asyncio (on uvloop); train and commands do not
+        try:  # the HTTP front needs asyncio on uvloop; train and commands do not
+            loop = new_loop(settings.own_executable)
+        except errors.EntryError as exc:
+            return _fail_without_loop(settings, exc)
     else:
         loop = EventLoop()
     stdout, stderr = OutputWriter(1, "stdout", loop), OutputWriter(2, "stderr", loop)
@@ -138,6 +141,18 @@ def run(settings: Settings, environ: Mapping[str, str]) -> int:
         loop.close()
 
 
+def _fail_without_loop(settings: Settings, exc: errors.EntryError) -> int:
+    """Report an error met before the mode's loop existed, in the format asked."""
+    loop = EventLoop()
+    stderr = OutputWriter(2, "stderr", loop)
+    log = events.DeferredLogger(settings.log_format, settings.log_level, stderr,
+                                events.default_fields(settings.mode.value))
+    log.error(exc.message, exit_code=exc.exit_code)
+    _flush(log, settings.drain_timeout, stderr)
+    loop.close()
+    return exc.exit_code
+
+
 def _summarize(log: Any, settings: Settings, clock: JobClock, code: int,
                supervisor: Supervisor | None, error: str | None) -> None:
     """One `job summary` event (a short block in text format)."""
@@ -154,9 +169,14 @@ def _summarize(log: Any, settings: Settings, clock: JobClock, code: int,
 
 
 def run_until_complete(loop: Loop, main: Coroutine[Any, Any, int]) -> int:
-    """Run the loop once for what is pending (signals held during start-up), then `main`."""
-    loop.call_soon(loop.stop)
-    loop.run_forever()  # a stop that came while we started is seen before anything runs
+    """Run `main`; on our loop, after one turn for what is pending (signals held at start-up).
+
+    uvloop forgets a signal that comes between two runs, so it is run once,
+    and its mode sees a stop that came first (`Supervisor.stop_signal`).
+    """
+    if getattr(loop, "keeps_signals_between_runs", False):
+        loop.call_soon(loop.stop)
+        loop.run_forever()  # a stop that came while we started is seen before anything runs
     task = loop.create_task(main)
     task.add_done_callback(lambda _: loop.stop())
     loop.run_forever()

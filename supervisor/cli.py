@@ -332,12 +332,34 @@ def doctor(ctx: click.Context, /, **_options: Any) -> Settings:
               "handoff: the model server gets sm-entry's listening socket ({fd}, "
               "SM_ENTRY_LISTEN_FD: gunicorn --bind fd://{fd}, uvicorn --fd {fd}) and serves "
               "the port itself, with no proxy cost; /ping and the drain are then its own.")
+@click.option("--client-timeout", envvar="SM_ENTRY_CLIENT_TIMEOUT", show_envvar=True,
+              type=click.FloatRange(min=0.001), default=60.0, show_default=True,
+              metavar="SECONDS",
+              help="A client that sends nothing for this long in the middle of a request head "
+              "or body, or reads nothing of an answer, is closed (408 when it can be answered), "
+              "with the model server's connection it held.")
+@click.option("--request-buffer-mb", envvar="SM_ENTRY_REQUEST_BUFFER_MB", show_envvar=True,
+              type=click.FloatRange(min=0), default=8.0, show_default=True, metavar="MB",
+              help="A request body up to this size is read whole before it is sent to the model "
+              "server, so that a slow client never holds one of its workers; larger bodies are "
+              "streamed as they arrive. 0: stream every body.")
+@click.option("--request-buffer-total-mb", envvar="SM_ENTRY_REQUEST_BUFFER_TOTAL_MB",
+              show_envvar=True, type=click.FloatRange(min=0), default=64.0, show_default=True,
+              metavar="MB",
+              help="The most memory all the bodies read whole may take together; past it, "
+              "bodies are streamed.")
+@click.option("--busy-timeout", envvar="SM_ENTRY_BUSY_TIMEOUT", show_envvar=True,
+              type=click.FloatRange(min=0.001), metavar="SECONDS",
+              help="A ready model server whose /ping times out while it has requests in flight "
+              "is busy, not dead (no restart), as long as it sent something back within this. "
+              "[default: the request timeout, else 600]")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 @click.pass_context
 def serve(ctx: click.Context, /, command: tuple[str, ...], port: int | None,
           ready_body: str | None, probe_interval: float, probe_failures: int, max_restarts: int,
           restart_window: float, request_timeout: float | None, listen_mode: str,
-          **_options: Any) -> Settings:
+          client_timeout: float, request_buffer_mb: float, request_buffer_total_mb: float,
+          busy_timeout: float | None, **_options: Any) -> Settings:
     """Serve a model: the front on port 8080, the model server behind it, supervised.
 
     \b
@@ -361,7 +383,10 @@ def serve(ctx: click.Context, /, command: tuple[str, ...], port: int | None,
     options = ServeOptions(port=port, ready_body=ready_body, probe_interval=probe_interval,
                            probe_failures=probe_failures, max_restarts=max_restarts,
                            restart_window=restart_window, request_timeout=request_timeout,
-                           listen_mode=listen_mode)
+                           listen_mode=listen_mode, client_timeout=client_timeout,
+                           request_buffer_mb=request_buffer_mb,
+                           request_buffer_total_mb=request_buffer_total_mb,
+                           busy_timeout=busy_timeout)
     return _settings(ctx, Mode.SERVE, command, serve=options)
 
 

@@ -36,6 +36,10 @@ class ServeOptions:
     restart_window: float = 600.0
     request_timeout: float | None = None  # else SAGEMAKER_MODEL_SERVER_TIMEOUT, else none
     listen_mode: str = "proxy"  # or "handoff": the backend gets our listening socket
+    client_timeout: float = 60.0  # a client silent this long mid-request (or not reading) is closed
+    request_buffer_mb: float = 8.0  # a body up to this is read whole before it is forwarded
+    request_buffer_total_mb: float = 64.0  # ... while the bodies kept stay within this
+    busy_timeout: float | None = None  # else the request timeout, else 600 s
 
 
 @dataclass(frozen=True)

@@ -141,6 +141,10 @@ def _ignore_signal(signum: int, frame: object) -> None:
 class EventLoop:
     """Readers, timers and signals on one epoll, run from one thread."""
 
+    # Its signal wakeup pipe lives as long as the loop: a signal that comes while it is not
+    # running waits there (uvloop's is made anew at each run, and what it held is lost).
+    keeps_signals_between_runs = True
+
     def __init__(self) -> None:
         self._selector = selectors.DefaultSelector()
         self._ready: deque[Handle] = deque()

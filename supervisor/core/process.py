@@ -198,7 +198,10 @@ class Supervisor:
                 loop.add_signal_handler(signum, self._on_signal, signum)
         for signum in DROPPED:
             loop.add_signal_handler(signum, _drop_signal)
-        release_signals()  # what arrived while we started is handled on the loop's next turn
+        if getattr(loop, "keeps_signals_between_runs", False):
+            release_signals()  # what arrived while we started is handled on the loop's next turn
+        else:  # uvloop hears signals only while it runs: they are let in once it does
+            loop.call_soon(release_signals)
 
     # starting -------------------------------------------------------------
     def start(self, spec: ChildSpec, stop_timeout: float | None = None) -> Child:

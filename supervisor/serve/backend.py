@@ -40,6 +40,9 @@ class BackendOptions:
     max_restarts: int = 5
     restart_window: float = 600.0
     stop_grace: float = 4.0  # after the drain, what the backend gets to stop before SIGKILL
+    # /ping timing out while requests are in flight is "busy", as long as the backend answered
+    # something within this many seconds.
+    busy_timeout: float = 600.0
 
 
 def free_port(port_range: str | None) -> int:
@@ -62,13 +65,39 @@ def free_port(port_range: str | None) -> int:
     return free_port(None)
 
 
+class Liveness:
+    """Busy or dead, when /ping times out: busy while requests are in flight and answered.
+
+    A sync server whose every worker is on a long request cannot answer its
+    /ping; restarting it would kill the requests it is working on. It is
+    busy, not dead, while the front has requests at it and it sent something
+    back (any byte of any response) within `busy_timeout`; the clock starts
+    again whenever nothing is in flight.
+    """
+
+    def __init__(self, busy_timeout: float, now: float) -> None:
+        self.busy_timeout = busy_timeout
+        self.progress = -1
+        self.progress_at = now
+        self.said_busy = False
+
+    def busy(self, now: float, in_flight: int, progress: int) -> bool:
+        if progress != self.progress or not in_flight:
+            self.progress, self.progress_at = progress, now
+        if not in_flight:
+            self.said_busy = False
+            return False
+        return now - self.progress_at < self.busy_timeout
+
+
 class Backend:
     """Keeps one model server serving until a stop, or until it keeps failing."""
 
     def __init__(self, supervisor: Supervisor, log: Any, command: Sequence[str],
                  env: Mapping[str, str], announce: Announce, options: BackendOptions,
                  make_output: Callable[[], Any], listen_fd: int | None = None,
-                 public_port: int | None = None) -> None:
+                 public_port: int | None = None,
+                 activity: Callable[[], tuple[int, int]] | None = None) -> None:
         self.supervisor = supervisor
         self.loop = supervisor.loop
         self.log = log
@@ -80,6 +109,8 @@ class Backend:
         self.listen_fd = listen_fd
         self.public_port = public_port
         self.make_output = make_output
+        # (requests at the backend now, reads from it so far), from the front; None: handoff
+        self.activity = activity
         self.policy = RestartPolicy(options.max_restarts, options.restart_window)
         self.child: Child | None = None
         self.starts = 0
@@ -147,6 +178,7 @@ class Backend:
         ready = False
         failures = 0
         started = self.loop.time()
+        liveness = Liveness(self.options.busy_timeout, started)
         while True:
             interval = self.options.probe_interval if ready else STARTING_PROBE_INTERVAL
             await self._wait(interval, child.done)
@@ -159,11 +191,15 @@ class Backend:
                        else f"exited with code {result.exit_code}")
                 self.log.warning("model server exited", how=how, child_pid=result.pid)
                 return how
-            healthy, detail = await probe(address, PROBE_TIMEOUT, self.options.ready_body)
+            seen = await probe(address, PROBE_TIMEOUT, self.options.ready_body)
             if self.stopping or child.done.done():
                 continue
-            if healthy:
+            busy = False
+            if self.activity is not None:
+                busy = liveness.busy(self.loop.time(), *self.activity())
+            if seen.healthy:
                 failures = 0
+                liveness.said_busy = False
                 self.policy.healthy(self.loop.time())
                 if not ready:
                     ready = True
@@ -173,14 +209,21 @@ class Backend:
                 continue
             if not ready:
                 continue  # still loading: the platform's start-up window decides, not us
+            if seen.timed_out and busy:
+                if not liveness.said_busy:
+                    liveness.said_busy = True
+                    self.log.info("model server busy: /ping timed out while requests are in "
+                                  "flight and being answered; not counted as a failure",
+                                  busy_timeout_s=self.options.busy_timeout)
+                continue
             failures += 1
             if failures < self.options.probe_failures:
                 continue
-            self.log.warning("model server unhealthy", failures=failures, detail=detail)
+            self.log.warning("model server unhealthy", failures=failures, detail=seen.detail)
             self._down()
             self.supervisor.stop_child(child, signal.SIGTERM)
             await child.done
-            return f"unhealthy: {detail}"
+            return f"unhealthy: {seen.detail}"
 
     def _down(self) -> None:
         self.policy.unhealthy()

@@ -1,100 +1,158 @@
-"""The front on port 8080: /ping answered by us, everything else proxied to the model server.
+"""The front on port 8080: one client connection at a time, as a state machine (states.CONNECTION).
 
-One `FrontConnection` (an asyncio protocol, httptools parsing) per client
-connection and one `Exchange` per request. `/ping` is answered from the
-backend's last health check, within microseconds, whatever the backend is
-doing. Other requests are streamed to the backend over pooled keep-alive
-connections: bodies pass through as they arrive, never buffered whole, with
-back-pressure both ways (a slow client pauses the backend's connection, a
-slow backend pauses the client's). While the backend is not ready, a request
-gets a 503 with a JSON reason at once, never a hung connection.
+A `FrontConnection` (an asyncio protocol, httptools parsing) reads requests
+and keeps their exchanges in order: the first is answered, the others
+(pipelined) wait their turn with their bodies, and reading pauses while any
+wait. `/ping` is answered from the backend's last health check, within
+microseconds, whatever the backend is doing; other requests go to the
+backend over pooled keep-alive connections (exchange.py).
+
+What a client can do to us is bounded: a head over 32 KiB is refused (its
+size is counted as the bytes arrive, before httptools would gather it), a
+client that sends nothing for the client timeout in the middle of a head or
+a body, or reads nothing of an answer, is closed, an idle keep-alive
+connection is closed after 75 s, and bodies kept in memory have a budget
+shared by all connections. Back-pressure both ways: a slow client pauses the
+backend's connection, a slow backend pauses the client's.
 
 The per-request path is kept lean (every CPU cycle spent here is taken from
 the model server on a small instance): no logger call, one access-log record
-batched with others, no copy of a body.
+batched with others, no timer armed per request (one sweep a second checks
+every connection's deadlines).
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-import time
 from collections import deque
+from dataclasses import dataclass
 from typing import Any
 
 import httptools
 
 from supervisor.serve import http
+from supervisor.serve.exchange import Exchange
+from supervisor.serve.request import Refusal
+from supervisor.serve.states import (
+    BUFFERING,
+    CLOSED,
+    CONNECTION,
+    HEAD,
+    LINGERING,
+    OPEN,
+    QUEUED,
+    RECEIVED,
+    STREAMING,
+    advance,
+    impossible,
+)
 from supervisor.serve.upstream import UpstreamConnection, UpstreamPool
 
-MAX_HEADER_BYTES = 32 * 1024  # request line and headers, as nginx's large_client_header_buffers
-HEADER_TIMEOUT = 60.0  # a client must send a whole request head within this (nginx's default)
-KEEPALIVE_TIMEOUT = 75.0  # an idle client connection is closed after this (nginx's default)
-# Refused while its body was still coming (413, 503): the rest is read and dropped for up to
+MIB = 1024 * 1024
+# Refused while its body was still coming (413, 408): the rest is read and dropped for up to
 # this long before the connection is closed, so that the client, still sending, gets to
 # read the answer instead of a reset (nginx's lingering close).
 LINGER_TIMEOUT = 5.0
-RETRY_BODY_BYTES = 64 * 1024  # request bodies up to this are kept to retry on a stale connection
 WRITE_HIGH_WATER = 256 * 1024
-# Timeouts of connections are checked this often by one sweep over them all: no timer is
-# armed and cancelled per request.
-SWEEP_INTERVAL = 1.0
-NEVER = float("inf")
-ACCESS_LOG_FLUSH = 0.2  # seconds: access-log records are written in batches
-PING = b"/ping"
-EXECUTION_PARAMETERS = b"/execution-parameters"
-HEAD = b"HEAD"
-GET = b"GET"
+SWEEP_INTERVAL = 1.0  # connections' deadlines are checked this often, by one sweep over all
+# Why the client's reading is paused: each reason set and cleared on its own.
+PAUSES = {"queue": 1, "backend": 2, "pending": 4, "stopped": 8}
+QUEUE = PAUSES["queue"]
 
 
-def _json(text: str) -> bytes:
-    import orjson
+@dataclass(frozen=True)
+class Limits:
+    """What one client may cost: the front's options (README, Serving)."""
 
-    return orjson.dumps({"error": text})
+    max_body: int | None = None  # bytes; None: no limit
+    request_timeout: float | None = None  # the backend's answer; None: none
+    client_timeout: float = 60.0  # silence in the middle of a head or body, or of a read
+    keepalive_timeout: float = 75.0
+    max_head: int = 32 * 1024  # request line and headers (nginx's large_client_header_buffers)
+    buffer_request: int = 8 * MIB  # a body up to this is read whole before it is forwarded
+    buffer_total: int = 64 * MIB  # ... while all the bodies kept stay within this
+
+
+class StopParsing(Exception):
+    """Raised from a parser callback: no more of this connection's input is parsed."""
 
 
 class FrontState:
     """What all connections share: the backend's readiness, limits, the pool, the drain."""
 
-    def __init__(self, loop: Any, pool: UpstreamPool, max_body: int, request_timeout: float | None,
-                 execution_parameters: bytes, access_log: Any) -> None:
+    def __init__(self, loop: Any, pool: UpstreamPool, limits: Limits, execution_parameters: bytes,
+                 access_log: Any, log: Any) -> None:
         self.loop = loop
         self.pool = pool
-        self.max_body = max_body
-        self.request_timeout = request_timeout
+        self.limits = limits
+        self.max_body = limits.max_body
+        self.request_timeout = limits.request_timeout
+        self.buffer_request = limits.buffer_request
+        self.buffer_total = limits.buffer_total
         self.execution_parameters = execution_parameters
         self.access_log = access_log
+        self.log = log
         self.ready = False
         self.not_ready_reason = "the model server is starting"
         self.draining = False
         self.connections: set[FrontConnection] = set()
-        self.busy = 0  # connections with a request in progress
+        self.in_flight = 0  # exchanges begun and not yet answered
+        self.backend_in_flight = 0  # of those, the ones sent to the backend
+        self.buffered = 0  # bytes of request bodies kept, all connections together
+        self.bugs = 0  # impossible events met (each logged; the tests want none)
         self._idle_waiters: list[asyncio.Future[None]] = []
         self._sweeper = loop.call_later(SWEEP_INTERVAL, self._sweep)
-        self.ping_ok = http.simple_response(200, b'{"status":"healthy"}')
-        self.ping_ok_head = http.simple_response(200, b'{"status":"healthy"}', head_only=True)
+        ok = b'{"status":"healthy"}'
+        self._ping = {(head, close): http.simple_response(200, ok, close=close, head_only=head)
+                      for head in (False, True) for close in (False, True)}
+
+    def ping_response(self, head_only: bool, close: bool) -> bytes:
+        return self._ping[head_only, close]
 
     def set_ready(self, ready: bool, reason: str = "") -> None:
-        self.ready = ready
+        self.ready = ready and not self.draining
         if reason:
             self.not_ready_reason = reason
 
-    def exchange_started(self) -> None:
-        self.busy += 1
+    def activity(self) -> tuple[int, int]:
+        """(requests at the backend now, reads from it so far): busy is not dead."""
+        return self.backend_in_flight, self.pool.progress
+
+    def reserve(self, size: int) -> bool:
+        """Room for `size` more bytes of kept bodies within the shared budget."""
+        if self.buffered + size > self.buffer_total:
+            return False
+        self.buffered += size
+        return True
+
+    def release(self, size: int) -> None:
+        self.buffered -= size
 
     def exchange_ended(self) -> None:
-        self.busy -= 1
-        if self.busy == 0 and self._idle_waiters:
+        self.in_flight -= 1
+        if not self.in_flight:
+            self.wake_idle_waiters()
+
+    def wake_idle_waiters(self) -> None:
+        if self._idle_waiters:
             waiters, self._idle_waiters = self._idle_waiters, []
             for waiter in waiters:
                 if not waiter.done():
                     waiter.set_result(None)
 
+    def bug(self, exc: BaseException, where: str) -> None:
+        """An impossible event or an exception of ours: logged; the caller closes that client."""
+        self.bugs += 1
+        exc = impossible(exc)
+        self.log.error("front bug: a client connection was closed", where=where,
+                       error=f"{type(exc).__name__}: {exc}")
+
     def _sweep(self) -> None:
         """Close connections past their deadline; let idle backend connections go."""
         now = self.loop.time()
-        for connection in [c for c in self.connections if c.deadline < now]:
-            connection.close()
+        for connection in list(self.connections):
+            connection.check(now)
         self.pool.sweep(now)
         self._sweeper = self.loop.call_later(SWEEP_INTERVAL, self._sweep)
 
@@ -102,16 +160,16 @@ class FrontState:
         self._sweeper.cancel()
 
     def start_drain(self) -> None:
-        """No new requests on idle connections; busy ones close after their response."""
+        """No new requests on idle connections; busy ones close after their answers."""
         self.draining = True
         self.ready = False
         self.not_ready_reason = "sm-entry is stopping"
         for connection in list(self.connections):
-            if connection.current is None and connection.parsing is None:
-                connection.transport.close()
+            if connection.idle:
+                connection.close()
 
     async def wait_idle(self) -> None:
-        if self.busy == 0:
+        if self.in_flight == 0:
             return
         waiter: asyncio.Future[None] = self.loop.create_future()
         self._idle_waiters.append(waiter)
@@ -119,25 +177,51 @@ class FrontState:
 
 
 class FrontConnection(asyncio.Protocol):
-    """One client connection: parses requests, runs them one at a time, in order."""
+    """One client connection: parses requests, answers them in order."""
 
-    def __init__(self, state: FrontState) -> None:
-        self.state = state
-        self.loop = state.loop
+    def __init__(self, front: FrontState) -> None:
+        self.front = front
+        self.loop = front.loop
+        self.state = OPEN
         self.transport: Any = None
         self.peer = b""
         self.parser = httptools.HttpRequestParser(self)
-        self.parsing: Exchange | None = None  # the request being parsed
-        self.current: Exchange | None = None  # the request being answered
-        self.queued: deque[Exchange] = deque()  # pipelined requests waiting their turn
-        self.deadline = NEVER  # when the sweep closes it (waiting for a head, idle, lingering)
-        self.closed = False
+        self.parsing: Exchange | None = None  # the exchange whose request is arriving
+        self.exchanges: deque[Exchange] = deque()  # the one answered first, then those queued
+        self.max_head = front.limits.max_head
+        self.head_room = self.max_head  # bytes the head being read may still take
+        self.head_started = 0.0
+        self.reads = 0  # reads so far: the sweep tells a silent client from this
+        self.seen_reads = 0
+        self.quiet_since = 0.0
+        self.unsent = 0  # bytes waiting in the transport at the last sweep
+        self.unsent_since = 0.0
+        self.idle_since = 0.0
+        self.served = 0
+        self.paused = 0  # PAUSES bits
+        self.write_paused = False
+        self.reading_requests = True  # False after a refusal or a half-close: no request more
+        self.eof = False
+        self.priming = False  # see _upgrade
+        self.reprime: Exchange | None = None
+        self.linger_deadline = 0.0
         # Writes made while one read is handled go out as one (a head and its body: one
         # send, not two); so do the backend connections' writes (flushed at the end too).
         self.corked: list[bytes] | None = None
         self.flush_after: list[UpstreamConnection] = []
-        self.lingering = False  # answered and closing: what still arrives is dropped
-        self.reading_paused = 0  # reasons to keep reading paused (pipelining, back-pressure)
+
+    def _to(self, event: str) -> str:
+        state = self.state = advance("client connection", CONNECTION, self.state, event)
+        return state
+
+    @property
+    def idle(self) -> bool:
+        return not self.exchanges and self.state == OPEN
+
+    @property
+    def reusable(self) -> bool:
+        """More requests may follow on it after the current answer."""
+        return self.state == OPEN and not self.eof
 
     # asyncio.Protocol ------------------------------------------------------
     def connection_made(self, transport: Any) -> None:
@@ -145,105 +229,239 @@ class FrontConnection(asyncio.Protocol):
         transport.set_write_buffer_limits(WRITE_HIGH_WATER)
         peer = transport.get_extra_info("peername")
         self.peer = peer[0].encode() if isinstance(peer, tuple) else b""
-        self.state.connections.add(self)
-        self.deadline = self.loop.time() + HEADER_TIMEOUT
+        self.front.connections.add(self)
+        self.idle_since = self.quiet_since = self.loop.time()
+        if self.front.draining:
+            self.close()
 
     def data_received(self, data: bytes) -> None:
-        if self.lingering:
-            return
-        self.cork()
         try:
-            self.parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
-            self._refuse(501, "upgrade requests (WebSocket, h2c) are not supported by sm-entry's "
-                              "front")
-        except httptools.HttpParserError as exc:
-            if not self.closed:
-                self._refuse(400, f"bad request: {exc}")
-        finally:
-            self.uncork()
+            state = self.state
+            if state != OPEN:
+                if state == LINGERING:
+                    return  # closing: what the client still sends is dropped
+                advance("client connection", CONNECTION, state, "data")
+            self.reads += 1
+            if not self.reading_requests:
+                return  # after a refusal, before the lingering close: dropped
+            self.corked = []
+            try:
+                parsing = self.parsing
+                if parsing is None or parsing.req == HEAD:
+                    if len(data) > self.head_room:
+                        self._feed(data)
+                    else:
+                        self.head_room -= len(data)
+                        self.parser.feed_data(data)
+                else:
+                    self.parser.feed_data(data)
+            except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
+                self._parser_stopped(exc, data)
+            finally:
+                if self.corked or self.flush_after:
+                    self.uncork()
+                else:
+                    self.corked = None
+        except Exception as exc:  # a bug of ours: this client is closed, the front goes on
+            self._bug(exc, "data from the client")
+
+    def eof_received(self) -> bool:
+        """The client half-closed: answer what it asked, then close."""
+        self.eof = True
+        if self.state != OPEN:
+            return False
+        parsing = self.parsing
+        if parsing is not None and parsing.req in (HEAD, BUFFERING, STREAMING):
+            parsing.client_lost()  # an unfinished request: never answered
+            return False
+        self.stop_reading_requests()
+        return bool(self.exchanges)  # False: nothing to answer, the transport closes
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        self.state.connections.discard(self)
-        for exchange in (self.current, self.parsing, *self.queued):
-            if exchange is not None and not exchange.finished:
+        try:
+            self._to("lost")
+            self.front.connections.discard(self)
+            self.flush_after.clear()
+            for exchange in list(self.exchanges):
                 exchange.client_lost()
-        self.queued.clear()
+        except Exception as error:
+            self._bug(error, "the client's connection lost")
 
     def pause_writing(self) -> None:
-        if self.current is not None:
-            self.current.pause_upstream_reading()
+        self.write_paused = True
+        if self.exchanges:
+            self.exchanges[0].client_paused(True)
 
     def resume_writing(self) -> None:
-        if self.current is not None:
-            self.current.resume_upstream_reading()
+        self.write_paused = False
+        if self.exchanges:
+            current = self.exchanges[0]
+            if current.resp == QUEUED:  # its turn waited for the client to read
+                current.turn()
+            else:
+                current.client_paused(False)
 
     # httptools callbacks ---------------------------------------------------
     def on_message_begin(self) -> None:
-        self.parsing = Exchange(self)
-        if self.current is None:
-            self.deadline = self.loop.time() + HEADER_TIMEOUT
+        if self.priming:
+            return
+        exchanges = self.exchanges
+        exchange = self.parsing = Exchange(self, bool(exchanges))
+        exchanges.append(exchange)
+        self.head_started = exchange.started_at  # (time.monotonic: the loop's clock too)
+        if len(exchanges) > 1:
+            self.pause_for("queue", True)
 
     def on_url(self, url: bytes) -> None:
-        exchange = self.parsing
-        assert exchange is not None
-        exchange.url += url
-        exchange.head_bytes += len(url)
-        if exchange.head_bytes > MAX_HEADER_BYTES:
-            self._refuse(431, "request line and headers too large")
+        self.parsing.url += url  # type: ignore[union-attr]
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        exchange = self.parsing
-        assert exchange is not None
-        exchange.headers.append((name, value))
-        exchange.head_bytes += len(name) + len(value) + 4
-        if exchange.head_bytes > MAX_HEADER_BYTES:
-            self._refuse(431, "request line and headers too large")
+        self.parsing.headers.append((name, value))  # type: ignore[union-attr]
 
     def on_headers_complete(self) -> None:
+        if self.priming:  # the made-up head that puts a new parser in an ignored upgrade's body
+            self.priming = False
+            return
+        self.head_room = self.max_head
+        parser = self.parser
         exchange = self.parsing
         assert exchange is not None
-        parser = self.parser
-        exchange.head_complete(parser.get_method(), parser.get_http_version(),
-                               parser.should_keep_alive())
-        if self.current is None:
-            self.deadline = NEVER  # busy: the request timeout, if any, applies
-            self.current = exchange
-            exchange.start()
-        else:  # pipelined: its turn comes when the one before is answered
-            self.queued.append(exchange)
-            self.pause_reading()
+        exchange.on_head(parser.get_method(), parser.get_http_version(),
+                         parser.should_keep_alive())
+        if not self.reading_requests:
+            raise StopParsing
+        head = exchange.head
+        if head is not None and head.upgrade and head.has_body and parser.should_upgrade():
+            self.reprime = exchange  # llhttp will take its body for the new protocol's bytes
 
     def on_body(self, body: bytes) -> None:
-        if self.parsing is not None:
-            self.parsing.request_body(body)
+        self.parsing.on_body(body)  # type: ignore[union-attr]
+        if not self.reading_requests:
+            raise StopParsing
 
     def on_message_complete(self) -> None:
+        if self.reprime is not None:
+            return  # not complete: its body is read after the upgrade llhttp stops at
         exchange, self.parsing = self.parsing, None
-        if exchange is not None:
-            exchange.request_complete()
+        exchange.on_complete()  # type: ignore[union-attr]
+        if not self.reading_requests:
+            raise StopParsing
 
-    # ours -------------------------------------------------------------------
-    def pause_reading(self) -> None:
-        self.reading_paused += 1
-        if self.reading_paused == 1 and not self.closed:
-            self.transport.pause_reading()
+    # reading -----------------------------------------------------------------
+    def _feed(self, data: bytes) -> None:
+        """Parse `data`; a head is never let grow past the limit, however the bytes arrive."""
+        while data:
+            in_head = self.parsing is None or self.parsing.req == HEAD
+            room = self.head_room
+            if in_head and len(data) > room:
+                piece, data = data[:room], data[room:]
+                self.head_room = 0
+                if not self._parse(piece):
+                    return
+                if self.head_room == 0:  # no head ended within the room it had
+                    self._refuse_head(Refusal(431, "request line and headers too large"))
+                    return
+                continue
+            if in_head:
+                self.head_room = room - len(data)
+            self._parse(data)
+            return
 
-    def resume_reading(self) -> None:
-        self.reading_paused -= 1
-        if self.reading_paused == 0 and not self.closed:
-            self.transport.resume_reading()
+    def _parse(self, data: bytes) -> bool:
+        """Feed the parser; False when it stopped for good."""
+        try:
+            self.parser.feed_data(data)
+        except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
+            self._parser_stopped(exc, data)
+            return False
+        return self.reading_requests
 
+    def _parser_stopped(self, exc: Exception, data: bytes) -> None:
+        """The parser stopped inside `data`: an upgrade, our own stop, or bytes it cannot take."""
+        if isinstance(exc, httptools.HttpParserCallbackError):
+            if isinstance(exc.__context__, StopParsing):
+                return
+            raise exc.__context__ or exc from None  # a bug of ours in a callback
+        if isinstance(exc, httptools.HttpParserUpgrade):
+            self._upgrade(data[exc.args[0]:])
+            return
+        self._bad_input(f"bad request: {exc}")
+
+    def _upgrade(self, rest: bytes) -> None:
+        """An upgrade we do not take (h2c, ...): ignored (RFC 9110 7.8); the bytes are HTTP/1.1.
+
+        llhttp stops at an upgrade as if the connection switched protocols, and
+        takes the request's body, if any, for the new protocol's bytes. A new
+        parser reads on; for a body, it is first given a made-up head with the
+        request's framing, so that it reads the body as the request's.
+        """
+        parser = self.parser = httptools.HttpRequestParser(self)
+        exchange, self.reprime = self.reprime, None
+        if exchange is not None and exchange.head is not None:
+            head = exchange.head
+            framing = (b"Transfer-Encoding: chunked" if head.chunked
+                       else b"Content-Length: %d" % (head.content_length or 0))
+            self.priming = True
+            parser.feed_data(b"POST / HTTP/1.1\r\nHost: h\r\n%b\r\n\r\n" % framing)
+        if rest:
+            self._feed(rest)
+
+    def _bad_input(self, reason: str) -> None:
+        """The parser met bytes it cannot take: 400 at the request's turn, then closed."""
+        parsing = self.parsing
+        self.parsing = None
+        if parsing is None:  # between two requests
+            parsing = Exchange(self, queued=bool(self.exchanges))
+            self.exchanges.append(parsing)
+        if parsing.req == HEAD:
+            parsing.refuse(Refusal(400, reason))
+        else:
+            parsing.fail_request(400, reason)
+        self.stop_reading_requests()
+
+    def _refuse_head(self, refusal: Refusal) -> None:
+        parsing = self.parsing
+        self.parsing = None
+        if parsing is None:
+            parsing = Exchange(self, queued=bool(self.exchanges))
+            self.exchanges.append(parsing)
+        parsing.refuse(refusal)
+
+    def stop_reading_requests(self) -> None:
+        """No request after this one will be read: its answer is the last."""
+        if self.reading_requests:
+            self.reading_requests = False
+            self.pause_for("stopped", True)
+
+    def pause_for(self, reason: str, paused: bool) -> None:
+        """Pause (or resume) reading the client for `reason`; it reads while no reason holds."""
+        before = self.paused
+        bit = PAUSES[reason]
+        after = self.paused = before | bit if paused else before & ~bit
+        if bool(before) != bool(after) and self.state == OPEN:
+            if after:
+                self.transport.pause_reading()
+            else:
+                self.transport.resume_reading()
+                # The client's silence counts from now: it was us who did not read.
+                self.head_started = self.quiet_since = self.loop.time()
+
+    # writing -----------------------------------------------------------------
     def write(self, data: bytes) -> None:
         if self.corked is not None:
             self.corked.append(data)
-        elif not self.closed:
+        elif self.state == OPEN:
             self.transport.write(data)
 
     def cork(self) -> None:
         if self.corked is None:
             self.corked = []
+
+    def cork_upstream(self, upstream: UpstreamConnection) -> None:
+        """Within one of our reads, `upstream`'s writes go out as one, at its end."""
+        if self.corked is not None and upstream.corked is None:
+            upstream.cork()
+            self.flush_after.append(upstream)
 
     def uncork(self) -> None:
         """Send what was held: the backend connections' writes, then ours."""
@@ -252,461 +470,132 @@ class FrontConnection(asyncio.Protocol):
             for upstream in upstreams:
                 upstream.uncork()
         corked, self.corked = self.corked, None
-        if corked and not self.closed:
+        if corked and self.state == OPEN:
             self.transport.write(corked[0] if len(corked) == 1 else b"".join(corked))
 
-    def exchange_done(self, exchange: Exchange, close: bool) -> None:
-        """`exchange` is answered: close, or answer the next, or wait for one."""
-        self.current = None
-        if close and not exchange.request_done and not self.closed:
-            self.linger()
+    # the exchanges -------------------------------------------------------------
+    def exchange_finished(self, exchange: Exchange, close: bool) -> None:
+        """`exchange` is answered (or cut): close, or answer the next, or wait for one."""
+        exchanges = self.exchanges
+        if not exchanges or exchanges[0] is not exchange:
+            if exchange in exchanges:  # a queued one cut as its connection ends
+                exchanges.remove(exchange)
+                return
+            raise RuntimeError("an exchange finished that this connection does not hold")
+        exchanges.popleft()
+        if self.parsing is exchange:
+            self.parsing = None
+        self.served += 1
+        if self.state != OPEN:
             return
-        if close or self.state.draining or self.closed:
-            self.close()
+        if close or (not exchanges and (self.eof or self.front.draining)):  # (not reusable)
+            self._end(exchange)
             return
-        if self.queued:
-            self.current = self.queued.popleft()
-            self.resume_reading()
-            self.current.start()
-            return
-        self.deadline = self.loop.time() + (HEADER_TIMEOUT if self.parsing else KEEPALIVE_TIMEOUT)
+        if self.paused & QUEUE and len(exchanges) <= 1:
+            self.pause_for("queue", False)
+        if exchanges:
+            if not self.write_paused:
+                self._next()
+        else:
+            self.idle_since = self.loop.time()
 
-    def close(self) -> None:
-        if not self.closed:
-            self.uncork()
-            self.closed = True
-            self.transport.close()
+    def _next(self) -> None:
+        """The next exchange's turn (after the one before is answered and the client reads)."""
+        exchanges = self.exchanges
+        if exchanges and exchanges[0].resp == "queued":
+            exchanges[0].turn()
+
+    def _end(self, last: Exchange) -> None:
+        """After our last answer: close, lingering when the client may still be sending."""
+        uncut = list(self.exchanges)
+        if (uncut or last.req != RECEIVED or not self.reading_requests) and not self.eof:
+            self.linger()
+        else:
+            self.close()
+        for exchange in uncut:  # pipelined after a request that closes: never answered
+            exchange.cut()
 
     def linger(self) -> None:
         """Close once the client stops sending (or after LINGER_TIMEOUT), dropping what it sends."""
         self.uncork()
-        self.lingering = True
-        while self.reading_paused > 0:
-            self.resume_reading()
+        self._to("linger")
+        self.paused = 0
+        self.transport.resume_reading()
         if self.transport.can_write_eof():
             self.transport.write_eof()
-        self.deadline = self.loop.time() + LINGER_TIMEOUT
+        self.linger_deadline = self.loop.time() + LINGER_TIMEOUT
 
-    def _refuse(self, code: int, reason: str) -> None:
-        """A request we will not take: answer it and close the connection."""
-        if self.current is None or self.current.response_started is False:
-            self.write(http.simple_response(code, _json(reason), close=True))
-        for exchange in (self.current, self.parsing):
-            if exchange is not None and not exchange.finished:
-                exchange.client_lost()
-        self.close()
+    def close(self) -> None:
+        if self.state != CLOSED:
+            self.uncork()
+            self._to("close")
+            self.transport.close()
 
+    # deadlines -----------------------------------------------------------------
+    def check(self, now: float) -> None:
+        """The sweep's look at this connection: close it when its client is past a deadline."""
+        try:
+            self._check(now)
+        except Exception as exc:
+            self._bug(exc, "the timeout sweep")
 
-
-class Exchange:
-    """One request and its response."""
-
-    __slots__ = (
-        "body_pending", "bytes_in", "bytes_out", "chunked", "close_after", "conn",
-        "content_length", "expect_continue", "finished", "forward", "forwarded_for",
-        "head_bytes", "headers",
-        "inference_id", "keep_alive", "method", "path", "paused_client", "paused_upstream",
-        "request_done", "response_chunked",
-        "response_close_delimited", "response_started", "retried", "sent", "sent_bytes",
-        "started", "started_at", "state", "status", "swallow", "timer", "upstream",
-        "upstream_keep_alive", "url", "version",
-    )
-
-    def __init__(self, conn: FrontConnection) -> None:
-        self.conn = conn
-        self.state = conn.state
-        self.url = b""
-        self.headers: list[tuple[bytes, bytes]] = []
-        self.head_bytes = 0
-        self.method = b""
-        self.path = b""
-        self.version = "1.1"
-        self.keep_alive = True
-        self.content_length: int | None = None
-        self.chunked = False
-        self.expect_continue = False
-        self.inference_id: bytes | None = None
-        self.forward: list[bytes] = []  # the header lines that go to the backend
-        self.forwarded_for = b""
-        self.started = False
-        self.started_at = 0.0
-        self.upstream: UpstreamConnection | None = None
-        self.body_pending: list[bytes] = []  # body received before the upstream is ready
-        self.sent: list[bytes] | None = []  # what went upstream, kept to retry (None: too big)
-        self.sent_bytes = 0
-        self.request_done = False
-        self.paused_client = False  # we paused the client's reading (the backend reads slowly)
-        self.paused_upstream = False  # we paused the backend's reading (the client reads slowly)
-        self.bytes_in = 0
-        self.bytes_out = 0
-        self.status = 0
-        self.response_started = False
-        self.response_chunked = False
-        self.response_close_delimited = False
-        self.upstream_keep_alive = False
-        self.close_after = False
-        self.swallow = False  # the backend's 404 to /execution-parameters: ours is sent instead
-        self.retried = False
-        self.finished = False
-        self.timer: Any = None
-
-    # the request ------------------------------------------------------------
-    def head_complete(self, method: bytes, version: str, keep_alive: bool) -> None:
-        self.method = method
-        self.version = version
-        self.keep_alive = keep_alive
-        question = self.url.find(b"?")
-        self.path = self.url if question < 0 else self.url[:question]
-        kinds = http.REQUEST_HEADERS
-        forward = self.forward
-        connection = b""
-        for name, value in self.headers:
-            kind = kinds.get(name.lower(), http.FORWARD)
-            if kind == http.FORWARD:
-                forward.append(b"%b: %b\r\n" % (name, value))
-            elif kind == http.CONTENT_LENGTH:
-                try:
-                    self.content_length = int(value)
-                except ValueError:
-                    self.content_length = None
-            elif kind == http.TRANSFER_ENCODING:
-                self.chunked = b"chunked" in value.lower()
-            elif kind == http.EXPECT:
-                self.expect_continue = value.lower() == b"100-continue"
-            elif kind == http.FORWARDED_FOR:
-                self.forwarded_for = value + b", "
-            elif kind == http.NOTE:
-                self.inference_id = value
-                forward.append(b"%b: %b\r\n" % (name, value))
-            elif kind == http.CONNECTION:
-                connection = value
-        if connection:
-            self.forward = http.without_listed(forward, connection)
-        if not self.chunked and not self.content_length:
-            self.request_done = True  # no body to wait for: answered, it may keep its connection
-
-    def start(self) -> None:
-        """Its turn to be answered: locally, or through the backend."""
-        self.started = True
-        self.started_at = time.monotonic()
-        self.state.exchange_started()
+    def _check(self, now: float) -> None:
+        limit = self.front.limits.client_timeout
+        unsent = self.transport.get_write_buffer_size()
+        if unsent != self.unsent:
+            self.unsent, self.unsent_since = unsent, now
+        elif unsent and now - self.unsent_since >= limit:
+            if self.state == OPEN:
+                self._stalled(f"read nothing of the answer for {limit:g} s")
+            else:  # closing, but what is left to send is never read: let it go
+                self.transport.abort()
+            return
         state = self.state
-        if self.path == PING and (self.method == GET or self.method == HEAD):
-            if state.ready:
-                self._local(state.ping_ok_head if self.method == HEAD else state.ping_ok, 200)
-            else:
-                self._reply(503, _json(state.not_ready_reason))
+        if state == LINGERING:
+            if now >= self.linger_deadline:
+                self.close()
             return
-        if self.content_length is not None and self.content_length > state.max_body:
-            self._reply(413, _json(f"request body of {self.content_length} bytes is over the "
-                                   f"limit of {state.max_body} (SAGEMAKER_MAX_PAYLOAD_IN_MB)"),
-                        close=True)
+        if state != OPEN:
             return
-        if not state.ready:
-            self._reply(503, _json(state.not_ready_reason))
+        if self.reads != self.seen_reads:
+            self.seen_reads, self.quiet_since = self.reads, now
+        parsing = self.parsing
+        if parsing is not None and parsing.req in (HEAD, BUFFERING, STREAMING):
+            if self.paused:
+                return  # we do not read: the client is not the one late
+            if parsing.req == HEAD:
+                if now - self.head_started >= limit:
+                    self._stalled(f"did not send a whole request head within {limit:g} s")
+            elif now - self.quiet_since >= limit:
+                self._stalled(f"sent nothing of the request body for {limit:g} s")
             return
-        if self.expect_continue and not self.request_done:
-            self.conn.write(http.CONTINUE)
-        if state.request_timeout:
-            self.timer = state.loop.call_later(state.request_timeout, self._timed_out)
-        state.pool.acquire(self, self._upstream_ready, self.upstream_failed)
+        if not self.exchanges:
+            idle_limit = self.front.limits.keepalive_timeout if self.served else limit
+            if now - self.idle_since >= idle_limit:
+                self.close()
 
-    def request_body(self, data: bytes) -> None:
-        self.bytes_in += len(data)
-        if self.finished:
-            return
-        if self.bytes_in > self.state.max_body:
-            self._reply(413, _json(f"request body over the limit of {self.state.max_body} bytes "
-                                   "(SAGEMAKER_MAX_PAYLOAD_IN_MB)"), close=True)
-            return
-        if self.upstream is not None:
-            self._to_upstream(http.chunk(data) if self.chunked else data)
-        else:  # the backend connection is not there yet (or it is not this request's turn)
-            self.body_pending.append(data)
+    def _stalled(self, what: str) -> None:
+        """The client is past the client timeout: the current exchange gets a 408 if it can."""
+        exchanges = list(self.exchanges)
+        self.stop_reading_requests()
+        if exchanges:
+            exchanges[0].client_stalled(what)
+        for exchange in exchanges[1:]:
+            exchange.cut()
+        if self.state == OPEN:
+            self.close()
 
-    def request_complete(self) -> None:
-        self.request_done = True
-        if self.upstream is not None and self.chunked and not self.finished:
-            self._to_upstream(http.LAST_CHUNK)
-
-    def _upstream_ready(self, upstream: UpstreamConnection) -> None:
-        if self.finished:
-            self.state.pool.release(upstream)
-            return
-        self.upstream = upstream
-        outside_a_read = self.conn.corked is None  # connected later, on its own
-        if outside_a_read:
-            upstream.cork()
-        parts = [b"%b %b HTTP/1.1\r\n" % (self.method, self.url), *self.forward,
-                 b"X-Forwarded-For: %b%b\r\nX-Forwarded-Proto: http\r\n"
-                 % (self.forwarded_for, self.conn.peer)]
-        if self.chunked:
-            parts.append(b"Transfer-Encoding: chunked\r\n")
-        elif self.content_length is not None:
-            parts.append(b"Content-Length: %d\r\n" % self.content_length)
-        parts.append(b"\r\n")
-        self._to_upstream(b"".join(parts))
-        pending, self.body_pending = self.body_pending, []
-        for data in pending:
-            self._to_upstream(http.chunk(data) if self.chunked else data)
-        if self.request_done and self.chunked:
-            self._to_upstream(http.LAST_CHUNK)
-        if outside_a_read:
-            upstream.uncork()
-
-    def _to_upstream(self, data: bytes) -> None:
-        upstream = self.upstream
-        assert upstream is not None
-        if upstream.corked is None and self.conn.corked is not None:
-            upstream.cork()  # within the client's read: one write at its end
-            self.conn.flush_after.append(upstream)
-        upstream.write(data)
-        sent = self.sent
-        if sent is not None:
-            self.sent_bytes += len(data)
-            if self.sent_bytes > RETRY_BODY_BYTES:
-                self.sent = None
-            else:
-                sent.append(data)
-
-    # the response -----------------------------------------------------------
-    def response_head(self, status: int, headers: list[tuple[bytes, bytes]],
-                      keep_alive: bool) -> None:
-        if self.finished:
-            return
-        self.status = status
-        if status < 200:  # 100 Continue (we answered it already), 103 Early Hints: not forwarded
-            return
-        self.upstream_keep_alive = keep_alive
-        if status == 404 and self.path == EXECUTION_PARAMETERS and self.method == GET:
-            self.swallow = True
-            return
-        length = None
-        chunked = False
-        connection = b""
-        parts = [http.status_line(status)]
-        kinds = http.RESPONSE_HEADERS
-        for name, value in headers:
-            kind = kinds.get(name.lower(), http.FORWARD)
-            if kind == http.FORWARD:
-                parts.append(b"%b: %b\r\n" % (name, value))
-            elif kind == http.CONTENT_LENGTH:
-                length = value
-                parts.append(b"%b: %b\r\n" % (name, value))
-            elif kind == http.TRANSFER_ENCODING:
-                chunked = True
-            elif kind == http.CONNECTION:
-                connection = value
-        if connection:
-            parts = http.without_listed(parts, connection)
-        bodiless = self.method == HEAD or status in (204, 304)
-        if not bodiless and length is None:
-            self.response_close_delimited = not chunked
-            if self.version == "1.1":
-                self.response_chunked = True
-                parts.append(b"Transfer-Encoding: chunked\r\n")
-            else:
-                self.close_after = True
-        if not self.keep_alive or self.close_after or self.state.draining:
-            self.close_after = True
-            parts.append(b"Connection: close\r\n")
-        elif self.version == "1.0":
-            parts.append(b"Connection: keep-alive\r\n")
-        parts.append(b"\r\n")
-        self.response_started = True
-        self.conn.write(b"".join(parts))
-        if self.method == HEAD and self.upstream is not None:
-            # llhttp cannot be told the request was HEAD: it would wait for the body.
-            self.upstream.new_parser()
-            self.response_complete()
-
-    def response_body(self, data: bytes) -> None:
-        if self.finished or self.swallow or self.status < 200:
-            return
-        self.bytes_out += len(data)
-        self.conn.write(http.chunk(data) if self.response_chunked else data)
-
-    def response_complete(self) -> None:
-        if self.finished:
-            return
-        if self.status < 200:  # an interim response ended; the real one follows
-            self.status = 0
-            return
-        if self.swallow:
-            body = self.state.execution_parameters
-            self.conn.write(http.simple_response(200, body))
-            self.status, self.bytes_out = 200, len(body)
-        elif self.response_chunked:
-            self.conn.write(http.LAST_CHUNK)
-        self.resume_upstream_reading()  # a pooled connection must read its next response
-        upstream, self.upstream = self.upstream, None
-        if upstream is not None:
-            if self.upstream_keep_alive and self.request_done and not self.response_close_delimited:
-                self.state.pool.release(upstream)
-            else:
-                upstream.close()
-        self._finish(self.close_after or not self.keep_alive)
-
-    def upstream_lost(self, upstream: UpstreamConnection) -> None:
-        """The backend closed the connection while this exchange used it."""
-        if self.finished:
-            return
-        self.upstream = None
-        if self.response_started:
-            if self.response_close_delimited:  # its body ends where the connection does
-                if self.response_chunked:
-                    self.conn.write(http.LAST_CHUNK)
-                self._finish(self.close_after)
-            else:  # truncated: the client must see it was, so its connection is closed
-                self._finish(True)
-            return
-        if upstream.reused and not self.retried and self.sent is not None:
-            # A pooled connection the backend had closed: send it again, once, on a new one.
-            self.retried = True
-            sent, self.sent, self.sent_bytes = self.sent, [], 0
-            self.state.pool.acquire(self, lambda fresh: self._resend(fresh, sent),
-                                    self.upstream_failed)
-            return
-        self.upstream_failed("the model server closed the connection before answering")
-
-    def _resend(self, upstream: UpstreamConnection, sent: list[bytes]) -> None:
-        if self.finished:
-            self.state.pool.release(upstream)
-            return
-        self.upstream = upstream
-        upstream.cork()
-        for data in sent:
-            self._to_upstream(data)
-        upstream.uncork()
-
-    def upstream_failed(self, reason: str) -> None:
-        if self.finished:
-            return
-        upstream, self.upstream = self.upstream, None
-        if upstream is not None:
-            upstream.close()
-        if self.response_started:
-            self._finish(True)
-        else:
-            self._reply(502, _json(reason), close=not self.request_done)
-
-    def client_lost(self) -> None:
-        """The client went away: nothing more to send, the backend connection is not reused."""
-        upstream, self.upstream = self.upstream, None
-        if upstream is not None:
-            upstream.exchange = None
-            upstream.close()
-        if not self.finished:
-            self.finished = True
-            if self.timer is not None:
-                self.timer.cancel()
-            if self.started:
-                self.state.exchange_ended()
-
-    def pause_client_reading(self) -> None:
-        if not self.paused_client:
-            self.paused_client = True
-            self.conn.pause_reading()
-
-    def resume_client_reading(self) -> None:
-        if self.paused_client:
-            self.paused_client = False
-            self.conn.resume_reading()
-
-    def pause_upstream_reading(self) -> None:
-        if self.upstream is not None and not self.paused_upstream:
-            self.paused_upstream = True
-            self.upstream.transport.pause_reading()
-
-    def resume_upstream_reading(self) -> None:
-        if self.upstream is not None and self.paused_upstream:
-            self.paused_upstream = False
-            self.upstream.transport.resume_reading()
-
-    # ending -----------------------------------------------------------------
-    def _timed_out(self) -> None:
-        self.timer = None
-        if self.finished:
-            return
-        upstream, self.upstream = self.upstream, None
-        if upstream is not None:
-            upstream.exchange = None
-            upstream.close()
-        if self.response_started:
-            self._finish(True)
-        else:
-            self._reply(504, _json(f"the model server did not answer within "
-                                   f"{self.state.request_timeout:g} s"), close=True)
-
-    def _reply(self, status: int, body: bytes, close: bool = False) -> None:
-        """A response of ours. A request whose body is still coming closes the connection."""
-        close = close or not self.request_done or not self.keep_alive or self.state.draining
-        self.status = status
-        self.conn.write(http.simple_response(status, body, close=close,
-                                             head_only=self.method == HEAD))
-        self.bytes_out = len(body)
-        self._finish(close)
-
-    def _local(self, response: bytes, status: int) -> None:
-        self.status = status
-        self.conn.write(response)
-        self._finish(not self.keep_alive or not self.request_done)
-
-    def _finish(self, close: bool) -> None:
-        self.resume_client_reading()
-        self.finished = True
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
-        if self.path != PING:
-            self.state.access_log(self)
-        self.state.exchange_ended()
-        self.conn.exchange_done(self, close)
-
-
-class AccessLog:
-    """One JSON record per proxied request, written in batches (never a write per request).
-
-    The record is assembled from a prefix rendered once and the few fields of
-    the request; method and path go through orjson, since they come from the
-    client.
-    """
-
-    def __init__(self, loop: Any, writer: Any, fields: dict[str, Any]) -> None:
-        import orjson
-
-        from supervisor.logs.sinks import format_timestamp
-
-        self._dumps = orjson.dumps
-        self._timestamp = format_timestamp
-        self.loop = loop
-        self.writer = writer
-        head = orjson.dumps({"level": "info", "src": "sm-entry", **fields, "msg": "request"})
-        self._head = b'{"ts":"%s",' + head[1:-1].replace(b"%", b"%%") + b',"method":%s,"path":%s'
-        self.records: list[bytes] = []
-        self.timer: Any = None
-
-    def __call__(self, exchange: Exchange) -> None:
-        dumps = self._dumps
-        record = self._head % (self._timestamp(time.time()).encode(),
-                               dumps(exchange.method.decode("latin-1")),
-                               dumps(exchange.path.decode("latin-1")))
-        record += b',"status":%d,"bytes_in":%d,"bytes_out":%d,"duration_ms":%.2f' % (
-            exchange.status, exchange.bytes_in, exchange.bytes_out,
-            (time.monotonic() - exchange.started_at) * 1000)
-        if exchange.inference_id is not None:
-            record += b',"inference_id":' + dumps(exchange.inference_id.decode("latin-1"))
-        self.records.append(record + b"}")
-        if self.timer is None:
-            self.timer = self.loop.call_later(ACCESS_LOG_FLUSH, self.flush)
-
-    def flush(self) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
-        if self.records:
-            records, self.records = self.records, []
-            self.writer.write_record(b"\n".join(records) + b"\n")
+    def _bug(self, exc: BaseException, where: str) -> None:
+        """An impossible event (or an error of ours): logged, and this client closed at once."""
+        self.front.bug(exc, where)
+        exchanges, self.exchanges = list(self.exchanges), deque()
+        self.parsing = None
+        for exchange in exchanges:
+            exchange.abandon()
+        self.state = CLOSED
+        self.front.connections.discard(self)
+        if self.transport is not None:
+            self.transport.abort()
 
 
 def execution_parameters(environ: dict[str, str] | Any) -> bytes:
@@ -719,9 +608,9 @@ def execution_parameters(environ: dict[str, str] | Any) -> bytes:
         except ValueError:
             return default
 
-    return orjson.dumps({
+    return bytes(orjson.dumps({
         "MaxConcurrentTransforms": number("SAGEMAKER_MAX_CONCURRENT_TRANSFORMS",
                                           os.cpu_count() or 1),
         "BatchStrategy": environ.get("SAGEMAKER_BATCH_STRATEGY") or "MULTI_RECORD",
         "MaxPayloadInMB": number("SAGEMAKER_MAX_PAYLOAD_IN_MB", 6),
-    })
+    }))

@@ -18,14 +18,18 @@ from typing import Any
 
 from supervisor import errors, executables
 from supervisor.core.process import Supervisor
+from supervisor.serve.accesslog import AccessLog
 from supervisor.serve.backend import FD, Backend, BackendOptions
-from supervisor.serve.front import AccessLog, FrontConnection, FrontState, execution_parameters
+from supervisor.serve.front import FrontConnection, FrontState, Limits, execution_parameters
 from supervisor.serve.upstream import Address, UpstreamPool
 from supervisor.settings import Settings
 
 SERVE_COMMAND = "SM_ENTRY_SERVE_COMMAND"
 DEFAULT_PORT = 8080
 MIB = 1024 * 1024
+# A ready backend whose /ping times out while requests are in flight is busy, not dead, as
+# long as it answered something within this (when no request timeout says otherwise).
+DEFAULT_BUSY_TIMEOUT = 600.0
 
 
 def backend_command(settings: Settings, environ: Mapping[str, str]) -> list[str]:
@@ -61,9 +65,13 @@ async def run(settings: Settings, environ: Mapping[str, str], supervisor: Superv
     port = serve.port or int(_number(environ, "SAGEMAKER_BIND_TO_PORT", DEFAULT_PORT)
                              or DEFAULT_PORT)
     command = backend_command(settings, environ)
+    request_timeout = serve.request_timeout or _number(environ, "SAGEMAKER_MODEL_SERVER_TIMEOUT",
+                                                       None)
     options = BackendOptions(probe_interval=serve.probe_interval,
                              probe_failures=serve.probe_failures, ready_body=serve.ready_body,
-                             max_restarts=serve.max_restarts, restart_window=serve.restart_window)
+                             max_restarts=serve.max_restarts, restart_window=serve.restart_window,
+                             busy_timeout=serve.busy_timeout or request_timeout
+                             or DEFAULT_BUSY_TIMEOUT)
     stop_requested: asyncio.Future[int] = loop.create_future()
 
     def on_stop(signum: int) -> None:
@@ -71,16 +79,22 @@ async def run(settings: Settings, environ: Mapping[str, str], supervisor: Superv
             stop_requested.set_result(signum)
 
     supervisor.on_stop = on_stop
+    if supervisor.stop_signal is not None:  # it came while we started: never lost
+        log.info("stopped before the model server started: not starting it")
+        return 0
     if serve.listen_mode == "handoff":
         return await _handoff(loop, settings, environ, supervisor, log, command, port, options,
                               make_output, stop_requested)
     max_body = int((_number(environ, "SAGEMAKER_MAX_PAYLOAD_IN_MB", 6) or 6) * MIB)
-    request_timeout = serve.request_timeout or _number(environ, "SAGEMAKER_MODEL_SERVER_TIMEOUT",
-                                                       None)
+    limits = Limits(max_body=max_body, request_timeout=request_timeout,
+                    client_timeout=serve.client_timeout,
+                    buffer_request=int(serve.request_buffer_mb * MIB),
+                    buffer_total=int(serve.request_buffer_total_mb * MIB))
     pool = UpstreamPool(loop)
     access_log = AccessLog(loop, stdout, {"mode": "serve", "host": fields["host"]})
-    front = FrontState(loop, pool, max_body, request_timeout, execution_parameters(environ),
-                       access_log)
+    front = FrontState(loop, pool, limits, execution_parameters(environ), access_log, log)
+    loop.set_exception_handler(lambda _loop, context: log.error(
+        "front bug: unexpected error", error=str(context.get("exception") or context["message"])))
     try:
         server = await loop.create_server(lambda: FrontConnection(front), host="0.0.0.0",
                                           port=port, reuse_address=True, backlog=1024)
@@ -93,7 +107,8 @@ async def run(settings: Settings, environ: Mapping[str, str], supervisor: Superv
         pool.set_address(address if ready else None)
         front.set_ready(ready, reason)
 
-    backend = Backend(supervisor, log, command, environ, announce, options, make_output)
+    backend = Backend(supervisor, log, command, environ, announce, options, make_output,
+                      activity=front.activity)
     backend_task = loop.create_task(backend.run())
     try:
         await asyncio.wait({backend_task, stop_requested}, return_when=asyncio.FIRST_COMPLETED)
@@ -150,7 +165,7 @@ async def _handoff(loop: Any, settings: Settings, environ: Mapping[str, str],
 async def _drain(loop: Any, settings: Settings, log: Any, server: Any, front: FrontState,
                  backend: Backend, backend_task: Any, options: BackendOptions) -> int:
     started = loop.time()
-    log.info("draining", in_flight=front.busy, stop_timeout_s=settings.stop_timeout)
+    log.info("draining", in_flight=front.in_flight, stop_timeout_s=settings.stop_timeout)
     front.start_drain()
     server.close()
     try:
@@ -168,16 +183,24 @@ async def _drain(loop: Any, settings: Settings, log: Any, server: Any, front: Fr
         log.info("drained", after_s=round(loop.time() - started, 2))
         return 0
     log.error("drain incomplete: requests still in flight at the stop timeout",
-              in_flight=front.busy, stop_timeout_s=settings.stop_timeout)
+              in_flight=front.in_flight, stop_timeout_s=settings.stop_timeout)
     return 1
 
 
-def new_loop() -> Any:
-    """uvloop when it is there (the front's speed depends on it), else asyncio's own loop."""
+def new_loop(own_executable: str | None) -> Any:
+    """uvloop: the front's speed depends on it, so a front without it does not start.
+
+    uvloop imports `ssl`; the frozen binary carries OpenSSL apart (tls.py),
+    loaded here, on the serve path only.
+    """
+    from supervisor import tls
+
     try:
+        tls.load(own_executable)
         import uvloop
-    except ImportError:  # pragma: no cover - it is a pinned dependency
-        return asyncio.new_event_loop()
+    except (ImportError, errors.EntryError) as exc:
+        reason = exc.message if isinstance(exc, errors.EntryError) else str(exc)
+        raise errors.EntryError(f"the serve front cannot load uvloop: {reason}") from None
     loop = uvloop.new_event_loop()
     asyncio.set_event_loop(loop)
     return loop

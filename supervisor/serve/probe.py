@@ -8,6 +8,7 @@ its body contains the given text: MMS and TorchServe answer 200 with
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 
 import httptools
 
@@ -52,19 +53,28 @@ async def _ask(address: Address) -> tuple[int, bytes]:
         writer.close()
 
 
-async def probe(address: Address, timeout: float, ready_body: str | None) -> tuple[bool, str]:
-    """(healthy, what was seen) for one `GET /ping` to the backend."""
+@dataclass(frozen=True)
+class Probe:
+    """What one health check saw."""
+
+    healthy: bool
+    detail: str
+    timed_out: bool = False  # no answer in time: a busy server looks the same as a dead one
+
+
+async def probe(address: Address, timeout: float, ready_body: str | None) -> Probe:
+    """One `GET /ping` to the backend."""
     try:
         status, body = await asyncio.wait_for(_ask(address), timeout)
     except TimeoutError:
-        return False, f"no answer to /ping within {timeout:g} s"
+        return Probe(False, f"no answer to /ping within {timeout:g} s", timed_out=True)
     except OSError as exc:
-        return False, f"cannot connect to {address}: {exc.strerror or exc}"
+        return Probe(False, f"cannot connect to {address}: {exc.strerror or exc}")
     except httptools.HttpParserError as exc:
-        return False, f"bad answer to /ping: {exc}"
+        return Probe(False, f"bad answer to /ping: {exc}")
     if status != 200:
-        return False, f"/ping answered {status}"
+        return Probe(False, f"/ping answered {status}")
     if ready_body is not None and ready_body.encode() not in body:
         shown = body[:80].decode("utf-8", "replace")
-        return False, f"/ping answered 200 without {ready_body!r} in its body ({shown!r})"
-    return True, "/ping answered 200"
+        return Probe(False, f"/ping answered 200 without {ready_body!r} in its body ({shown!r})")
+    return Probe(True, "/ping answered 200")

@@ -3,25 +3,32 @@
 One request at a time per connection (no pipelining to the backend). A
 connection goes back to the pool only after a complete response to a
 complete request that both sides want to keep alive; the pool closes
-connections idle for longer than `IDLE_TIMEOUT`, which is kept below the
-backends' own keep-alive (gunicorn closes idle connections after 2 s), and
-a request whose reused connection died before any response byte arrived is
-retried once on a fresh one (see front.Exchange).
+connections idle for longer than `IDLE_TIMEOUT`, kept below the backends'
+own keep-alive (gunicorn closes idle connections after 2 s), and forgets one
+the backend closed while it was idle.
+
+What a connection learns goes to its `Listener` (the exchange it serves):
+this module knows nothing of the front, so there is no import circle.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import httptools
 
-if TYPE_CHECKING:
-    from supervisor.serve.front import Exchange
+from supervisor.serve.states import (
+    ACTIVE,
+    CLOSED,
+    CONNECTING,
+    UPSTREAM,
+    advance,
+)
 
 IDLE_TIMEOUT = 1.5  # seconds; below gunicorn's default keep-alive of 2 s
+MAX_HEAD = 64 * 1024  # a response head longer than this is a bad response
 
 
 @dataclass(frozen=True)
@@ -35,79 +42,130 @@ class Address:
         return f"unix:{self.socket_path}" if self.socket_path else f"127.0.0.1:{self.port}"
 
 
+class Client(Protocol):
+    """The client connection a response goes to: its writes of one of our reads go out as one."""
+
+    def cork(self) -> None: ...
+    def uncork(self) -> None: ...
+
+
+class Listener(Protocol):
+    """The exchange a backend connection serves: told of its connection and its response."""
+
+    @property
+    def client(self) -> Client: ...
+
+    def upstream_ready(self, upstream: UpstreamConnection) -> None: ...
+    def upstream_failed(self, reason: str) -> None: ...
+    def upstream_lost(self, upstream: UpstreamConnection) -> None: ...
+    def response_head(self, status: int, raw: bytes, keep_alive: bool) -> None: ...
+    def response_body(self, data: bytes) -> None: ...
+    def response_complete(self) -> None: ...
+    def backend_paused(self, paused: bool) -> None: ...
+
+
 class UpstreamConnection(asyncio.Protocol):
-    """One connection to the backend; its current exchange gets the parsed response."""
+    """One connection to the backend; its listener gets the parsed response."""
 
     def __init__(self, pool: UpstreamPool) -> None:
         self.pool = pool
         self.generation = pool.generation
+        self.state = CONNECTING
         self.transport: Any = None
-        self.exchange: Exchange | None = None
+        self.listener: Listener | None = None
         self.parser = httptools.HttpResponseParser(self)
         self.reused = False  # served a request before the current one
-        self.closed = False
         self.idle_since = 0.0
-        self.corked: list[bytes] | None = None  # see FrontConnection.corked
-        self._headers: list[tuple[bytes, bytes]] = []
+        self.corked: list[bytes] | None = None  # writes of one client read: sent as one
+        self.reading_paused = False
+        # The bytes of the response head being read (from its first byte): the head is sent
+        # on from these, with no callback per header.
+        self.raw = b""
+        self.in_head = True
+
+    def _to(self, event: str) -> None:
+        self.state = advance("backend connection", UPSTREAM, self.state, event)
 
     # asyncio.Protocol ------------------------------------------------------
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
 
     def data_received(self, data: bytes) -> None:
-        exchange = self.exchange
-        client = exchange.conn if exchange is not None else None
-        if client is not None:
-            client.cork()  # the response's head and body: one write to the client
+        self.pool.progress += 1
+        listener = self.listener
+        if listener is None:  # idle: a backend does not speak unasked
+            self.close()
+            return
+        if self.in_head:
+            raw = self.raw = self.raw + data if self.raw else data
+            if len(raw) > MAX_HEAD and b"\r\n\r\n" not in raw[:MAX_HEAD]:
+                self.listener = None
+                self.close()
+                listener.upstream_failed("bad response from the model server: its head is "
+                                         f"over {MAX_HEAD} bytes")
+                return
+        client = listener.client
+        client.cork()  # the response's head and body: one write to the client
         try:
             self.parser.feed_data(data)
+        except httptools.HttpParserCallbackError:
+            raise  # a bug of ours in a callback: the front's handler reports it
         except httptools.HttpParserError as exc:
-            exchange, self.exchange = self.exchange, None
+            self.listener = None
             self.close()
-            if exchange is not None:
-                exchange.upstream_failed(f"bad response from the model server: {exc}")
+            listener.upstream_failed(f"bad response from the model server: {exc}")
         finally:
-            if client is not None:
-                client.uncork()
+            client.uncork()
+
+    def eof_received(self) -> bool:
+        return False  # the transport closes; connection_lost says what it means
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
+        self._to("lost")
         self.pool.forget(self)
-        exchange, self.exchange = self.exchange, None
-        if exchange is not None:
-            exchange.upstream_lost(self)
+        listener, self.listener = self.listener, None
+        if listener is not None:
+            listener.upstream_lost(self)
 
     def pause_writing(self) -> None:
-        if self.exchange is not None:
-            self.exchange.pause_client_reading()
+        if self.listener is not None:
+            self.listener.backend_paused(True)
 
     def resume_writing(self) -> None:
-        if self.exchange is not None:
-            self.exchange.resume_client_reading()
+        if self.listener is not None:
+            self.listener.backend_paused(False)
 
     # httptools callbacks ---------------------------------------------------
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._headers.append((name, value))
-
     def on_headers_complete(self) -> None:
-        headers, self._headers = self._headers, []
-        if self.exchange is not None:
-            self.exchange.response_head(self.parser.get_status_code(), headers,
-                                        self.parser.should_keep_alive())
+        raw = self.raw
+        end = raw.index(b"\r\n\r\n") + 4  # llhttp has just read it: it is there
+        status = self.parser.get_status_code()
+        if status < 200:  # interim: the final response may follow in the same bytes
+            self.raw = raw[end:]
+        else:
+            self.raw = b""
+            self.in_head = False
+        if self.listener is not None:
+            self.listener.response_head(status, raw[:end], self.parser.should_keep_alive())
 
     def on_body(self, body: bytes) -> None:
-        if self.exchange is not None:
-            self.exchange.response_body(body)
+        if self.listener is not None:
+            self.listener.response_body(body)
 
     def on_message_complete(self) -> None:
-        if self.exchange is not None:
-            self.exchange.response_complete()
+        self.in_head = True
+        if self.listener is not None:
+            self.listener.response_complete()
 
     # ours -------------------------------------------------------------------
+    @property
+    def closed(self) -> bool:
+        return self.state == CLOSED
+
     def write(self, data: bytes) -> None:
         if self.corked is not None:
             self.corked.append(data)
-        elif not self.closed:
+        elif self.state != CLOSED:
             self.transport.write(data)
 
     def cork(self) -> None:
@@ -116,18 +174,31 @@ class UpstreamConnection(asyncio.Protocol):
 
     def uncork(self) -> None:
         corked, self.corked = self.corked, None
-        if corked and not self.closed:
+        if corked and self.state != CLOSED:
             self.transport.write(corked[0] if len(corked) == 1 else b"".join(corked))
 
+    def pause_reading(self, paused: bool) -> None:
+        """Stop (or go on) reading the response: the client reads slowly."""
+        if paused != self.reading_paused and self.state != CLOSED:
+            self.reading_paused = paused
+            if paused:
+                self.transport.pause_reading()
+            else:
+                self.transport.resume_reading()
+
     def new_parser(self) -> None:
-        """A fresh parser: after a HEAD response (llhttp would wait for its body) or a 1xx."""
+        """A fresh parser: after a HEAD response (llhttp would wait for its body)."""
         self.parser = httptools.HttpResponseParser(self)
-        self._headers = []
+        self.raw = b""
+        self.in_head = True
 
     def close(self) -> None:
-        if not self.closed:
-            self.corked = None
-            self.closed = True
+        """Close it; its listener, if any, is not told (it asked, or it is gone)."""
+        self.listener = None
+        self.corked = None
+        if self.state != CLOSED:
+            self._to("close")
+            self.pool.forget(self)
             if self.transport is not None:
                 self.transport.close()
 
@@ -139,6 +210,7 @@ class UpstreamPool:
         self.loop = loop
         self.address: Address | None = None
         self.generation = 0
+        self.progress = 0  # reads from the backend so far: the health check's sign of life
         self._idle: list[UpstreamConnection] = []
 
     def set_address(self, address: Address | None) -> None:
@@ -149,28 +221,27 @@ class UpstreamPool:
         for connection in idle:
             connection.close()
 
-    def acquire(self, exchange: Exchange, ready: Callable[[UpstreamConnection], None],
-                failed: Callable[[str], None]) -> None:
-        """A connection for `exchange`: an idle one at once, else a new one when connected."""
+    def acquire(self, listener: Listener, fresh: bool = False) -> None:
+        """A connection for `listener`: an idle one at once, else (or `fresh`) a new one."""
         now = self.loop.time()
-        while self._idle:
-            connection = self._idle.pop()
+        idle = self._idle
+        while idle and not fresh:
+            connection = idle.pop()
             if now - connection.idle_since > IDLE_TIMEOUT:
                 connection.close()  # the backend may be closing it right now
-            elif not connection.closed:
-                connection.exchange = exchange
-                connection.reused = True
-                ready(connection)
-                return
+                continue
+            connection.state = UPSTREAM[connection.state, "acquire"]
+            connection.listener = listener
+            connection.reused = True
+            listener.upstream_ready(connection)
+            return
         address = self.address
         if address is None:
-            failed("the model server is not running")
+            listener.upstream_failed("the model server is not running")
             return
-        self.loop.create_task(self._connect(address, exchange, ready, failed))
+        self.loop.create_task(self._connect(address, listener))
 
-    async def _connect(self, address: Address, exchange: Exchange,
-                       ready: Callable[[UpstreamConnection], None],
-                       failed: Callable[[str], None]) -> None:
+    async def _connect(self, address: Address, listener: Listener) -> None:
         try:
             if address.socket_path:
                 _, connection = await self.loop.create_unix_connection(
@@ -179,20 +250,25 @@ class UpstreamPool:
                 _, connection = await self.loop.create_connection(
                     lambda: UpstreamConnection(self), "127.0.0.1", address.port)
         except OSError as exc:
-            failed(f"cannot connect to the model server at {address}: {exc.strerror or exc}")
+            listener.upstream_failed(f"cannot connect to the model server at {address}: "
+                                     f"{exc.strerror or exc}")
             return
-        if exchange.finished:  # the client went away meanwhile
-            self.release(connection)
+        if connection.state == CLOSED:  # the backend closed it at once
+            listener.upstream_failed("the model server closed the connection at once")
             return
-        connection.exchange = exchange
-        ready(connection)
+        connection._to("connected")
+        connection.listener = listener
+        listener.upstream_ready(connection)
 
     def release(self, connection: UpstreamConnection) -> None:
         """Back to the pool, unless it belongs to an older backend or is closing."""
-        connection.exchange = None
-        if connection.closed or connection.generation != self.generation:
+        connection.listener = None
+        if connection.state != ACTIVE or connection.generation != self.generation:
             connection.close()
             return
+        connection.state = UPSTREAM[connection.state, "release"]
+        if connection.reading_paused:  # it must see the backend close it while idle
+            connection.pause_reading(False)
         connection.idle_since = self.loop.time()
         self._idle.append(connection)
 
@@ -202,9 +278,7 @@ class UpstreamPool:
 
     def sweep(self, now: float) -> None:
         """Close connections idle longer than IDLE_TIMEOUT (the front's sweep calls this)."""
-        expired = [c for c in self._idle if now - c.idle_since > IDLE_TIMEOUT]
-        for connection in expired:
-            self.forget(connection)
+        for connection in [c for c in self._idle if now - c.idle_since > IDLE_TIMEOUT]:
             connection.close()
 
     def close(self) -> None:

@@ -24,8 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from supervisor import errors
-from supervisor.train import tls
+from supervisor import errors, tls
 
 CHUNK = 1 << 20
 ERROR_BODY_LIMIT = 64 << 10

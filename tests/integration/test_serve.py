@@ -1,104 +1,22 @@
 """`sm-entry serve` in front of real model servers on 127.0.0.1 (gunicorn, uvicorn, plain Python)."""
 
 import concurrent.futures
-import contextlib
 import hashlib
 import http.client
 import json
 import os
-import selectors
 import signal
 import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.support import CHILDREN, Run, wait_until
+from tests.serve_support import UVICORN, gunicorn, raw_exchange, serve
+from tests.support import wait_until
 
-BIN = Path(sys.executable).parent
-GUNICORN = [str(BIN / "gunicorn"), "--chdir", str(CHILDREN), "--log-level", "warning"]
-UVICORN = [str(BIN / "uvicorn"), "--app-dir", str(CHILDREN), "--log-level", "warning"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    """sm-entry serve on a free port, and an HTTP client for it."""
-
-    def __init__(self, sm_entry, backend, *options, env=None):
-        self.port = free_port()
-        environ = {"PATH": os.environ["PATH"], "SM_ENTRY_LOG_FORMAT": "json", **(env or {})}
-        self.run = Run([*sm_entry, "serve", "--port", str(self.port), *options, "--", *backend],
-                       env=environ)
-        self.stderr = b""
-
-    def request(self, method, path, body=None, headers=None, timeout=30):
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
-        try:
-            connection.request(method, path, body=body, headers=headers or {})
-            response = connection.getresponse()
-            return response.status, dict(response.getheaders()), response.read()
-        finally:
-            connection.close()
-
-    def ping(self):
-        try:
-            return self.request("GET", "/ping", timeout=5)[0]
-        except OSError:
-            return None
-
-    def wait_ready(self, timeout=30):
-        wait_until(lambda: self.ping() == 200, timeout=timeout, what="/ping to answer 200")
-
-    def events(self):
-        """sm-entry's JSON events so far (its stderr, read without waiting for its end)."""
-        stream = self.run.proc.stderr
-        os.set_blocking(stream.fileno(), False)
-        with selectors.DefaultSelector() as selector:
-            selector.register(stream, selectors.EVENT_READ)
-            while selector.select(0):
-                data = stream.read()
-                if not data:
-                    break
-                self.stderr += data
-        return [json.loads(line) for line in self.stderr.decode().splitlines() if line.startswith("{")]
-
-    def event(self, message):
-        found = wait_until(lambda: [e for e in self.events() if e["msg"] == message], what=message)
-        return found[0]
-
-    def stop(self, timeout=60):
-        self.run.kill(signal.SIGTERM)
-        return self.run.proc.wait(timeout)
-
-
-@pytest.fixture
-def serve(sm_entry):
-    servers = []
-
-    def start(backend, *options, env=None):
-        server = Server(sm_entry, backend, *options, env=env)
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:  # a graceful stop first: killed, sm-entry could not stop its backend
-        if server.run.proc.poll() is None:
-            server.run.kill(signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                server.run.proc.wait(30)
-        server.run.close()
-
-
-def gunicorn(*args, workers="2"):
-    return [*GUNICORN, "-w", workers, *args]
+__all__ = ["serve"]  # the fixture, used by name
 
 
 def test_ping_is_503_while_the_model_loads_and_invocations_do_not_hang(serve):
@@ -329,22 +247,7 @@ def test_one_keep_alive_connection_serves_pings_and_large_invocations_in_turn(se
     assert 0 == server.stop()
 
 
-def raw_exchange(port, data, until=b"", timeout=10):
-    """Send raw bytes, read until `until` is seen or the server closes."""
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-        s.sendall(data)
-        answer = b""
-        while until not in answer or not until:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            answer += chunk
-            if until and until in answer:
-                break
-        return answer
-
-
-def test_request_timeout_header_limit_upgrades_and_pipelining(serve):
+def test_request_timeout_header_limit_h2c_and_pipelining(serve):
     server = serve(gunicorn("-b", "127.0.0.1:{port}", "-k", "gthread", "--threads", "4", "serve_app:app"),
                    "--request-timeout", "1")
     server.wait_ready()
@@ -354,8 +257,9 @@ def test_request_timeout_header_limit_upgrades_and_pipelining(serve):
     assert time.monotonic() - started < 2.5
     big = b"GET /ping HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 40000 + b"\r\n\r\n"
     assert raw_exchange(server.port, big).startswith(b"HTTP/1.1 431 ")
-    upgrade = b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
-    assert raw_exchange(server.port, upgrade).startswith(b"HTTP/1.1 501 ")
+    upgrade = (b"GET /ping HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+               b"Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\nConnection: close\r\n\r\n")
+    assert raw_exchange(server.port, upgrade).startswith(b"HTTP/1.1 200 ")  # h2c is ignored
     two = (b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\none"
            b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nConnection: close\r\n\r\ntwo")
     answer = raw_exchange(server.port, two)

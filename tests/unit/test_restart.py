@@ -40,3 +40,18 @@ def test_the_budget_counts_restarts_within_the_window():
 
 def test_no_restarts_allowed():
     assert RestartPolicy(max_restarts=0).next_restart(0) is None
+
+
+def test_busy_is_requests_in_flight_and_answered_within_the_busy_timeout():
+    from supervisor.serve.backend import Liveness
+
+    liveness = Liveness(busy_timeout=10, now=0)
+    assert not liveness.busy(1, in_flight=0, progress=5)  # nothing in flight: not busy
+    assert liveness.busy(2, in_flight=2, progress=5)  # in flight, quiet for 1 s
+    assert liveness.busy(10.5, in_flight=2, progress=5)  # quiet since 1: still within 10 s
+    assert not liveness.busy(11, in_flight=2, progress=5)  # quiet for 10 s: dead
+    assert liveness.busy(12, in_flight=2, progress=6)  # it answered something: busy again
+    assert liveness.busy(21.9, in_flight=1, progress=6)
+    assert not liveness.busy(22, in_flight=1, progress=6)
+    assert not liveness.busy(23, in_flight=0, progress=6)  # idle: the clock starts again
+    assert liveness.busy(32, in_flight=1, progress=6)

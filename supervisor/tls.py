@@ -5,8 +5,9 @@ Everything inside the PyInstaller program is written out at every start
 alone is 4.7 MB. So build.spec leaves `_ssl` and OpenSSL out of the program
 and puts them, with botocore's CA bundle, in a zip that the Makefile appends
 to both binaries, after everything a bootloader reads: it costs no start-up.
-The S3 download (the only user of TLS) calls `load` first: the files are
-written to a private directory, OpenSSL is loaded with RTLD_GLOBAL (so `_ssl`
+The S3 download calls `load` first, and so does the serve front (uvloop
+imports `ssl` though the front never speaks TLS): the files are written to a
+private directory, OpenSSL is loaded with RTLD_GLOBAL (so `_ssl`
 finds it by soname, whatever the image holds or lacks), then `_ssl` itself;
 the files are removed at once (the mappings stay valid).
 
