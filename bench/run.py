@@ -12,6 +12,7 @@ benchmark, not a test: it never fails on a target.
     .venv/bin/python bench/run.py --only startup    # sections 1-4: start-up, memory, size
     .venv/bin/python bench/run.py --only relay      # section 5: log-relay throughput (relay.py)
     .venv/bin/python bench/run.py --only serve      # section 6: the serve front vs nginx (serve.py)
+    .venv/bin/python bench/run.py --only websocket  # section 7: WebSocket tunnels vs nginx
 
 Start-up runs every command in the same randomly ordered rounds (after warm-up rounds), so
 a slow moment of the machine hits all commands alike; differences of medians give the parts.
@@ -39,6 +40,7 @@ from typing import Any
 
 import relay
 import serve
+import tunnels
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / "build"
@@ -1202,15 +1204,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--only",
         choices=PARTS,
-        help="run one part: startup (sections 1-4), relay (section 5) or serve (section 6); "
-        "default: all",
+        help="run one part: startup (sections 1-4), relay (section 5), serve (section 6) or "
+        "websocket (section 7); default: all",
     )
     relay.add_arguments(parser)
     serve.add_arguments(parser)
+    tunnels.add_arguments(parser)
     return parser.parse_args(argv)
 
 
-PARTS = ("startup", "relay", "serve")
+PARTS = ("startup", "relay", "serve", "websocket")
 
 
 def warnings(dynamic: Path, built: Mapping[str, Path]) -> list[str]:
@@ -1359,6 +1362,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         serve_results = serve.run(static, args)
         output["serve"] = serve_results.as_json()
         texts.append("\n".join(serve_results.report_lines()))
+    if "websocket" in parts:
+        websocket_results = tunnels.run(static, args)
+        output["websocket"] = websocket_results.as_json()
+        texts.append("\n".join(websocket_results.report_lines()))
     elapsed = time.monotonic() - started
     output["elapsed_s"] = round(elapsed, 1)
     print("\n\n".join(texts))

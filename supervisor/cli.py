@@ -353,13 +353,23 @@ def doctor(ctx: click.Context, /, **_options: Any) -> Settings:
               help="A ready model server whose /ping times out while it has requests in flight "
               "is busy, not dead (no restart), as long as it sent something back within this. "
               "[default: the request timeout, else 600]")
+@click.option("--max-payload-mb", envvar="SM_ENTRY_MAX_PAYLOAD_MB", show_envvar=True,
+              type=click.FloatRange(min=0, min_open=True), metavar="MB",
+              help="A request body over this gets 413. [default: $SAGEMAKER_MAX_PAYLOAD_IN_MB "
+              "(set by the platform for batch transform), else no limit: asynchronous "
+              "inference sends up to 1 GB]")
+@click.option("--tunnel-idle-timeout", envvar="SM_ENTRY_TUNNEL_IDLE_TIMEOUT", show_envvar=True,
+              type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+              help="A WebSocket tunnel that moves no byte either way for this long is closed. "
+              "[default: none; SageMaker's sidecar pings every 60 s]")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 @click.pass_context
 def serve(ctx: click.Context, /, command: tuple[str, ...], port: int | None,
           ready_body: str | None, probe_interval: float, probe_failures: int, max_restarts: int,
           restart_window: float, request_timeout: float | None, listen_mode: str,
           client_timeout: float, request_buffer_mb: float, request_buffer_total_mb: float,
-          busy_timeout: float | None, **_options: Any) -> Settings:
+          busy_timeout: float | None, max_payload_mb: float | None,
+          tunnel_idle_timeout: float | None, **_options: Any) -> Settings:
     """Serve a model: the front on port 8080, the model server behind it, supervised.
 
     \b
@@ -386,7 +396,8 @@ def serve(ctx: click.Context, /, command: tuple[str, ...], port: int | None,
                            listen_mode=listen_mode, client_timeout=client_timeout,
                            request_buffer_mb=request_buffer_mb,
                            request_buffer_total_mb=request_buffer_total_mb,
-                           busy_timeout=busy_timeout)
+                           busy_timeout=busy_timeout, max_payload_mb=max_payload_mb,
+                           tunnel_idle_timeout=tunnel_idle_timeout)
     return _settings(ctx, Mode.SERVE, command, serve=options)
 
 

@@ -40,6 +40,8 @@ class ServeOptions:
     request_buffer_mb: float = 8.0  # a body up to this is read whole before it is forwarded
     request_buffer_total_mb: float = 64.0  # ... while the bodies kept stay within this
     busy_timeout: float | None = None  # else the request timeout, else 600 s
+    max_payload_mb: float | None = None  # else SAGEMAKER_MAX_PAYLOAD_IN_MB, else no limit
+    tunnel_idle_timeout: float | None = None  # a WebSocket tunnel silent this long is closed
 
 
 @dataclass(frozen=True)

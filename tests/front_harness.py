@@ -113,8 +113,8 @@ class Harness:
             time.sleep(0.02)
 
     def open_sockets(self, timeout: float = 3.0) -> list[str]:
-        """The front's own TCP connections still open (its listening sockets aside)."""
-        listening = {self.port, self.backend_port}
+        """Client connections of the front still open (its pooled backend ones aside)."""
+        listening = {self.port}
         deadline = time.monotonic() + timeout
         while True:
             found = []

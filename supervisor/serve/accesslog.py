@@ -74,6 +74,17 @@ class AccessLog:
         elif self.timer is None:
             self.timer = self.loop.call_later(FLUSH_INTERVAL, self.flush)
 
+    def tunnel(self, tunnel: Any) -> None:
+        """One record per WebSocket tunnel, when it ends."""
+        self.records.append(self._dumps({
+            "ts": self._timestamp(time.time()), "level": "info", "src": "sm-entry", **self.fields,
+            "msg": "tunnel", "method": "GET", "path": tunnel.path.decode("latin-1"),
+            "status": 101, "bytes_in": tunnel.bytes_in, "bytes_out": tunnel.bytes_out,
+            "duration_ms": round((time.monotonic() - tunnel.started_at) * 1000, 2),
+            "closed_by": tunnel.closed_by}))
+        if self.timer is None:
+            self.timer = self.loop.call_later(FLUSH_INTERVAL, self.flush)
+
     def flush(self) -> None:
         if self.timer is not None:
             self.timer.cancel()

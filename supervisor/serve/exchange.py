@@ -117,10 +117,10 @@ class Exchange:
     def on_head(self, method: bytes, version: str, keep_alive: bool) -> None:
         judged = judge(method, self.url, version, keep_alive, self.headers)
         self.headers = []
-        if type(judged) is Refusal:
+        if isinstance(judged, Refusal):
             self.refuse(judged)
             return
-        self.head = head = judged  # type: ignore[assignment]
+        self.head = head = judged
         front = self.front
         length = head.content_length
         if length is not None and not head.chunked:
@@ -245,7 +245,8 @@ class Exchange:
         front.backend_in_flight += 1
         if front.request_timeout:
             self.timer = front.loop.call_later(front.request_timeout, self.timed_out)
-        front.pool.acquire(self)
+        # An upgrade gets a connection of its own: a tunnel is never returned to the pool.
+        front.pool.acquire(self, fresh=head.websocket)
 
     # the backend connection (upstream.Listener) --------------------------------
     def upstream_ready(self, upstream: UpstreamConnection) -> None:
@@ -311,11 +312,15 @@ class Exchange:
         self._reply(502, "the model server closed the connection before answering")
 
     def response_head(self, status: int, raw: bytes, keep_alive: bool) -> None:
-        if status < 200:  # 100 Continue (ours went already), 103 Early Hints: not forwarded
-            self.resp = RESPONSE[self.resp, "interim"]
-            return
         head = self.head
         assert head is not None
+        if status < 200:
+            if status == 101 and head.websocket and self.upstream is not None:
+                self._switch(raw, self.upstream)
+                return
+            # 100 Continue (ours went already), 103 Early Hints: not forwarded
+            self.resp = RESPONSE[self.resp, "interim"]
+            return
         self.status = status
         self.upstream_keep_alive = keep_alive
         self.body = []  # no retry from here: the kept body is let go
@@ -327,7 +332,7 @@ class Exchange:
             self.swallow = True
             return
         keep = (head.keep_alive and self.req == RECEIVED and not self.front.draining
-                and self.conn.reusable)
+                and self.conn.reusable and not head.websocket)
         framing = self.framing = http.response_head(raw, status, head.method == b"HEAD",
                                                      head.version, keep)
         self.resp = RESPONSE[self.resp, "head"]
@@ -337,6 +342,23 @@ class Exchange:
             if upstream is not None:  # llhttp cannot be told the request was HEAD
                 upstream.new_parser()
             self.response_complete()
+
+    def _switch(self, raw: bytes, upstream: UpstreamConnection) -> None:
+        """The backend's 101: passed on as it came; both connections become one tunnel."""
+        from supervisor.serve.tunnel import Tunnel
+
+        head = self.head
+        assert head is not None
+        self.resp = RESPONSE[self.resp, "switch"]
+        self.status = 101
+        self.upstream = None
+        conn = self.conn
+        conn.write(raw)
+        conn.uncork()  # the 101 goes before any byte of the tunnel
+        tunnel = Tunnel(self.front, conn, upstream, head.path)
+        upstream.start_tunnel(tunnel)
+        conn.start_tunnel(tunnel)
+        self._finish(False)  # an answered exchange: the drain does not wait for a tunnel
 
     def response_body(self, data: bytes) -> None:
         if self.swallow:
@@ -433,7 +455,8 @@ class Exchange:
         """Whether the client connection stays open after this answer."""
         head = self.head
         return (head is not None and head.keep_alive and self.req == RECEIVED
-                and self.refusal is None and not self.front.draining and self.conn.reusable)
+                and self.refusal is None and not self.front.draining and self.conn.reusable
+                and not head.websocket)  # the client sent no more requests: it awaited a 101
 
     def _reply(self, status: int, reason: str) -> None:
         """An answer of ours (refusal, 502, 503, 504, ...), JSON with the reason."""
@@ -479,6 +502,6 @@ class Exchange:
         front.in_flight -= 1
         if not front.in_flight:
             front.wake_idle_waiters()
-        if self.head is None or self.head.path != PING:
-            front.access_log(self)
+        if (self.head is None or self.head.path != PING) and self.status != 101:
+            front.access_log(self)  # (a tunnel's record is written when it ends)
         self.conn.exchange_finished(self, close)

@@ -44,6 +44,7 @@ from supervisor.serve.states import (
     QUEUED,
     RECEIVED,
     STREAMING,
+    TUNNEL,
     advance,
     impossible,
 )
@@ -72,6 +73,7 @@ class Limits:
     max_head: int = 32 * 1024  # request line and headers (nginx's large_client_header_buffers)
     buffer_request: int = 8 * MIB  # a body up to this is read whole before it is forwarded
     buffer_total: int = 64 * MIB  # ... while all the bodies kept stay within this
+    tunnel_idle_timeout: float | None = None  # a WebSocket tunnel with no byte either way
 
 
 class StopParsing(Exception):
@@ -97,11 +99,13 @@ class FrontState:
         self.not_ready_reason = "the model server is starting"
         self.draining = False
         self.connections: set[FrontConnection] = set()
+        self.tunnels: set[Any] = set()  # tunnel.Tunnel: open WebSocket tunnels
         self.in_flight = 0  # exchanges begun and not yet answered
         self.backend_in_flight = 0  # of those, the ones sent to the backend
         self.buffered = 0  # bytes of request bodies kept, all connections together
         self.bugs = 0  # impossible events met (each logged; the tests want none)
         self._idle_waiters: list[asyncio.Future[None]] = []
+        self._tunnel_reads: dict[Any, tuple[int, float]] = {}
         self._sweeper = loop.call_later(SWEEP_INTERVAL, self._sweep)
         ok = b'{"status":"healthy"}'
         self._ping = {(head, close): http.simple_response(200, ok, close=close, head_only=head)
@@ -153,8 +157,26 @@ class FrontState:
         now = self.loop.time()
         for connection in list(self.connections):
             connection.check(now)
+        if self.limits.tunnel_idle_timeout:
+            self._sweep_tunnels(now)
         self.pool.sweep(now)
         self._sweeper = self.loop.call_later(SWEEP_INTERVAL, self._sweep)
+
+    def _sweep_tunnels(self, now: float) -> None:
+        """Close tunnels that moved no byte either way for --tunnel-idle-timeout."""
+        limit = self.limits.tunnel_idle_timeout or 0.0
+        for tunnel in list(self.tunnels):
+            seen = self._tunnel_reads.get(tunnel)
+            if seen is None or seen[0] != tunnel.reads:
+                self._tunnel_reads[tunnel] = (tunnel.reads, now)
+            elif now - seen[1] >= limit:
+                tunnel.close(f"idle for {limit:g} s")
+        for tunnel in [t for t in self._tunnel_reads if t not in self.tunnels]:
+            del self._tunnel_reads[tunnel]
+
+    def close_tunnels(self, reason: str) -> None:
+        for tunnel in list(self.tunnels):
+            tunnel.close(reason)
 
     def close(self) -> None:
         self._sweeper.cancel()
@@ -204,6 +226,8 @@ class FrontConnection(asyncio.Protocol):
         self.eof = False
         self.priming = False  # see _upgrade
         self.reprime: Exchange | None = None
+        self.tunnel: Any = None  # after a 101: the tunnel.Tunnel this connection is one end of
+        self.early = b""  # bytes after a WebSocket upgrade request, sent on after the 101
         self.linger_deadline = 0.0
         # Writes made while one read is handled go out as one (a head and its body: one
         # send, not two); so do the backend connections' writes (flushed at the end too).
@@ -238,6 +262,9 @@ class FrontConnection(asyncio.Protocol):
         try:
             state = self.state
             if state != OPEN:
+                if state == TUNNEL:
+                    self.tunnel.from_client(data)
+                    return
                 if state == LINGERING:
                     return  # closing: what the client still sends is dropped
                 advance("client connection", CONNECTION, state, "data")
@@ -268,6 +295,8 @@ class FrontConnection(asyncio.Protocol):
     def eof_received(self) -> bool:
         """The client half-closed: answer what it asked, then close."""
         self.eof = True
+        if self.state == TUNNEL:
+            return bool(self.tunnel.client_eof())
         if self.state != OPEN:
             return False
         parsing = self.parsing
@@ -284,17 +313,23 @@ class FrontConnection(asyncio.Protocol):
             self.flush_after.clear()
             for exchange in list(self.exchanges):
                 exchange.client_lost()
+            if self.tunnel is not None:
+                self.tunnel.client_lost()
         except Exception as error:
             self._bug(error, "the client's connection lost")
 
     def pause_writing(self) -> None:
         self.write_paused = True
-        if self.exchanges:
+        if self.tunnel is not None:
+            self.tunnel.client_paused(True)
+        elif self.exchanges:
             self.exchanges[0].client_paused(True)
 
     def resume_writing(self) -> None:
         self.write_paused = False
-        if self.exchanges:
+        if self.tunnel is not None:
+            self.tunnel.client_paused(False)
+        elif self.exchanges:
             current = self.exchanges[0]
             if current.resp == QUEUED:  # its turn waited for the client to read
                 current.turn()
@@ -395,6 +430,12 @@ class FrontConnection(asyncio.Protocol):
         parser reads on; for a body, it is first given a made-up head with the
         request's framing, so that it reads the body as the request's.
         """
+        last = self.exchanges[-1] if self.exchanges else None
+        if last is not None and last.head is not None and last.head.websocket:
+            # A WebSocket upgrade: what follows is for the tunnel, if the backend agrees.
+            self.early = rest
+            self.stop_reading_requests()
+            return
         parser = self.parser = httptools.HttpRequestParser(self)
         exchange, self.reprime = self.reprime, None
         if exchange is not None and exchange.head is not None:
@@ -438,7 +479,7 @@ class FrontConnection(asyncio.Protocol):
         before = self.paused
         bit = PAUSES[reason]
         after = self.paused = before | bit if paused else before & ~bit
-        if bool(before) != bool(after) and self.state == OPEN:
+        if bool(before) != bool(after) and (self.state == OPEN or self.state == TUNNEL):
             if after:
                 self.transport.pause_reading()
             else:
@@ -515,6 +556,16 @@ class FrontConnection(asyncio.Protocol):
         for exchange in uncut:  # pipelined after a request that closes: never answered
             exchange.cut()
 
+    def start_tunnel(self, tunnel: Any) -> None:
+        """The backend's 101 went out: from now on the client's bytes go to the tunnel."""
+        self._to("upgrade")
+        self.tunnel = tunnel
+        early, self.early = self.early, b""
+        if early:
+            tunnel.from_client(early)
+        self.paused = 0
+        self.transport.resume_reading()
+
     def linger(self) -> None:
         """Close once the client stops sending (or after LINGER_TIMEOUT), dropping what it sends."""
         self.uncork()
@@ -540,6 +591,8 @@ class FrontConnection(asyncio.Protocol):
             self._bug(exc, "the timeout sweep")
 
     def _check(self, now: float) -> None:
+        if self.state == TUNNEL:
+            return  # neither the client nor the keep-alive timeout: --tunnel-idle-timeout
         limit = self.front.limits.client_timeout
         unsent = self.transport.get_write_buffer_size()
         if unsent != self.unsent:

@@ -85,11 +85,15 @@ async def run(settings: Settings, environ: Mapping[str, str], supervisor: Superv
     if serve.listen_mode == "handoff":
         return await _handoff(loop, settings, environ, supervisor, log, command, port, options,
                               make_output, stop_requested)
-    max_body = int((_number(environ, "SAGEMAKER_MAX_PAYLOAD_IN_MB", 6) or 6) * MIB)
+    # No cap unless the platform (batch transform) or the user sets one: asynchronous
+    # inference posts bodies of up to 1 GB.
+    payload_mb = serve.max_payload_mb or _number(environ, "SAGEMAKER_MAX_PAYLOAD_IN_MB", None)
+    max_body = int(payload_mb * MIB) if payload_mb else None
     limits = Limits(max_body=max_body, request_timeout=request_timeout,
                     client_timeout=serve.client_timeout,
                     buffer_request=int(serve.request_buffer_mb * MIB),
-                    buffer_total=int(serve.request_buffer_total_mb * MIB))
+                    buffer_total=int(serve.request_buffer_total_mb * MIB),
+                    tunnel_idle_timeout=serve.tunnel_idle_timeout)
     pool = UpstreamPool(loop)
     access_log = AccessLog(loop, stdout, {"mode": "serve", "host": fields["host"]})
     front = FrontState(loop, pool, limits, execution_parameters(environ), access_log, log)
@@ -165,9 +169,14 @@ async def _handoff(loop: Any, settings: Settings, environ: Mapping[str, str],
 async def _drain(loop: Any, settings: Settings, log: Any, server: Any, front: FrontState,
                  backend: Backend, backend_task: Any, options: BackendOptions) -> int:
     started = loop.time()
-    log.info("draining", in_flight=front.in_flight, stop_timeout_s=settings.stop_timeout)
+    log.info("draining", in_flight=front.in_flight, tunnels=len(front.tunnels),
+             stop_timeout_s=settings.stop_timeout)
     front.start_drain()
     server.close()
+    # Tunnels do not hold the drain: the model server's stop closes them (uvicorn: 1012);
+    # those still open at the stop timeout are closed by us.
+    closer = loop.call_later(settings.stop_timeout, front.close_tunnels,
+                             f"stop timeout {settings.stop_timeout:g} s")
     try:
         await asyncio.wait_for(front.wait_idle(), settings.stop_timeout)
         drained = True
@@ -177,6 +186,8 @@ async def _drain(loop: Any, settings: Settings, log: Any, server: Any, front: Fr
                 - (loop.time() - started))
     await backend.stop(grace)
     backend_task.cancel()
+    closer.cancel()
+    front.close_tunnels("stopping")
     for connection in list(front.connections):
         connection.close()
     if drained:

@@ -53,7 +53,7 @@ class Head:
     expect_continue: bool
     forwarded_for: bytes  # the client's X-Forwarded-For, combined; ours appends the peer
     inference_id: bytes | None
-    upgrade: bytes  # the Upgrade header's value, lower case, when Connection lists upgrade
+    upgrade: bytes  # the Upgrade header's value, as sent, when Connection lists upgrade
 
     @property
     def has_body(self) -> bool:
@@ -65,7 +65,8 @@ class Head:
 
     @property
     def websocket(self) -> bool:
-        return self.method == b"GET" and b"websocket" in self.upgrade.split(b",")[0]
+        """An upgrade to WebSocket (RFC 6455: a GET), tunnelled to the backend."""
+        return self.method == b"GET" and self.upgrade.split(b",")[0].strip().lower() == b"websocket"
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,12 +100,13 @@ def judge(method: bytes, url: bytes, version: str, keep_alive: bool,
     if method == b"CONNECT":
         return Refusal(405, "CONNECT is not supported")
     if url[:1] == b"/":
-        target: bytes | None = url
+        target = url
         authority = None
     else:
-        target, authority = _origin_form(url)
-        if target is None:
+        target_or_none, authority = _origin_form(url)
+        if target_or_none is None:
             return Refusal(400, "bad request target")
+        target = target_or_none
     kinds = _KIND_OF
     lines: list[bytes] = []
     hosts = 0
@@ -167,7 +169,7 @@ def judge(method: bytes, url: bytes, version: str, keep_alive: bool,
         listed = set(tokens) - {b"close", b"keep-alive", b"upgrade"}
         if listed:
             lines = [line for line in lines if line.split(b":", 1)[0].lower() not in listed]
-        upgrade = upgrade.strip().lower() if b"upgrade" in tokens else b""
+        upgrade = upgrade.strip() if b"upgrade" in tokens else b""
     else:
         upgrade = b""
     question = target.find(b"?")
@@ -205,6 +207,8 @@ def forward_head(head: Head, peer: bytes) -> bytes:
     parts = [b"%b %b HTTP/1.1\r\n" % (head.method, head.target), *head.lines,
              b"X-Forwarded-For: %b%b\r\nX-Forwarded-Proto: http\r\n"
              % (head.forwarded_for + b", " if head.forwarded_for else b"", peer)]
+    if head.websocket:  # the upgrade asked of the backend itself, on a connection of its own
+        parts.append(b"Connection: Upgrade\r\nUpgrade: %b\r\n" % head.upgrade)
     if head.chunked:
         parts.append(b"Transfer-Encoding: chunked\r\n")
     elif head.content_length is not None:

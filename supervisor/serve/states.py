@@ -1,6 +1,6 @@
 """The front's state machines: every state, and every event allowed in each, in one table apiece.
 
-Four machines, after h11's model of an HTTP/1.1 connection (a state per
+Five machines, after h11's model of an HTTP/1.1 connection (a state per
 side, events that move them, anything else an error):
 - a client connection (`CONNECTION`): open, lingering after our last
   answer, a tunnel after a WebSocket upgrade, closed;
@@ -12,7 +12,9 @@ side, events that move them, anything else an error):
   to the backend, its head sent and its body passing, all of it sent, or
   cut short;
 - a backend connection (`UPSTREAM`): connecting, serving one exchange,
-  idle in the pool, closed.
+  idle in the pool, a tunnel's other end, closed;
+- a WebSocket tunnel (`TUNNEL_STATES`): relaying both ways, one side done
+  sending (half-closed), closed.
 
 Each object moves only through `advance`, which looks the (state, event)
 pair up in its table. A pair that is not there is an event that cannot
@@ -40,8 +42,11 @@ HEAD, BUFFERING, STREAMING, RECEIVED, REFUSED, CUT = (
     "head", "buffering", "streaming", "received", "refused", "cut")
 # response side of an exchange (CUT as above)
 QUEUED, WAITING, FORWARDED, SENDING, SENT = "queued", "waiting", "forwarded", "sending", "sent"
+SWITCHED = "switched"  # a 101: the connection is a tunnel from here
 # backend connection (CLOSED as above)
-CONNECTING, ACTIVE, IDLE = "connecting", "active", "idle"
+CONNECTING, ACTIVE, IDLE, TUNNELING = "connecting", "active", "idle", "tunneling"
+# WebSocket tunnel (CLOSED as above)
+RELAYING, CLIENT_DONE, BACKEND_DONE = "relaying", "client-done", "backend-done"
 
 
 class Impossible(RuntimeError):
@@ -72,7 +77,8 @@ def impossible(exc: BaseException) -> BaseException:
         key = exc.args[0]
         if isinstance(key, tuple) and len(key) == 2 and all(isinstance(k, str) for k in key):
             for name, transitions in (("client connection", CONNECTION), ("request", REQUEST),
-                                      ("response", RESPONSE), ("backend connection", UPSTREAM)):
+                                      ("response", RESPONSE), ("backend connection", UPSTREAM),
+                                      ("tunnel", TUNNEL_STATES)):
                 if any(state == key[0] for state, _event in transitions):
                     return Impossible(name, *key)
     return exc
@@ -118,17 +124,33 @@ RESPONSE = table([
     (FORWARDED, "interim", FORWARDED),  # a 1xx from the backend: not forwarded
     (FORWARDED, "swallow", FORWARDED),  # the backend's 404 to /execution-parameters: ours instead
     (FORWARDED, "head", SENDING),
+    (FORWARDED, "switch", SWITCHED),  # the backend's 101 to a WebSocket upgrade
     (SENDING, "body", SENDING),
     ((WAITING, FORWARDED, SENDING), "sent", SENT),  # WAITING, FORWARDED: an answer of ours
     ((QUEUED, WAITING, FORWARDED, SENDING), "cut", CUT),
-    ((SENT, CUT), "cut", SAME),
+    ((SENT, CUT, SWITCHED), "cut", SAME),
 ])
 
 UPSTREAM = table([
     (CONNECTING, "connected", ACTIVE),
     (ACTIVE, "release", IDLE),
     (IDLE, "acquire", ACTIVE),
-    ((CONNECTING, ACTIVE, IDLE), "close", CLOSED),
-    ((CONNECTING, ACTIVE, IDLE, CLOSED), "lost", CLOSED),
+    (ACTIVE, "tunnel", TUNNELING),
+    ((CONNECTING, ACTIVE, IDLE, TUNNELING), "close", CLOSED),
+    ((CONNECTING, ACTIVE, IDLE, TUNNELING, CLOSED), "lost", CLOSED),
     (CLOSED, "close", CLOSED),
+])
+
+TUNNEL_STATES = table([
+    ((RELAYING, BACKEND_DONE), "client data", SAME),
+    ((RELAYING, CLIENT_DONE), "backend data", SAME),
+    (RELAYING, "client eof", CLIENT_DONE),
+    (RELAYING, "backend eof", BACKEND_DONE),
+    (CLIENT_DONE, "backend eof", CLOSED),
+    (BACKEND_DONE, "client eof", CLOSED),
+    ((RELAYING, CLIENT_DONE, BACKEND_DONE), "close", CLOSED),
+    (CLOSED, "close", CLOSED),
+    # Bytes already read when the tunnel was closed (by us, or the other side's loss).
+    (CLOSED, "client data", CLOSED),
+    (CLOSED, "backend data", CLOSED),
 ])

@@ -82,6 +82,7 @@ class UpstreamConnection(asyncio.Protocol):
         # on from these, with no callback per header.
         self.raw = b""
         self.in_head = True
+        self.tunnel: Any = None  # after a 101: the WebSocket tunnel (tunnel.py) it carries
 
     def _to(self, event: str) -> None:
         self.state = advance("backend connection", UPSTREAM, self.state, event)
@@ -92,6 +93,9 @@ class UpstreamConnection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.pool.progress += 1
+        if self.tunnel is not None:
+            self.tunnel.from_backend(data)
+            return
         listener = self.listener
         if listener is None:  # idle: a backend does not speak unasked
             self.close()
@@ -110,6 +114,15 @@ class UpstreamConnection(asyncio.Protocol):
             self.parser.feed_data(data)
         except httptools.HttpParserCallbackError:
             raise  # a bug of ours in a callback: the front's handler reports it
+        except httptools.HttpParserUpgrade as exc:  # after a 101: the rest is the tunnel's
+            client.uncork()
+            rest = data[exc.args[0]:]
+            if self.tunnel is not None and rest:
+                self.tunnel.from_backend(rest)
+            elif self.tunnel is None:  # a 101 to what was no upgrade: not HTTP any more
+                self.listener = None
+                self.close()
+                listener.upstream_failed("the model server switched protocols unasked")
         except httptools.HttpParserError as exc:
             self.listener = None
             self.close()
@@ -118,6 +131,8 @@ class UpstreamConnection(asyncio.Protocol):
             client.uncork()
 
     def eof_received(self) -> bool:
+        if self.tunnel is not None:
+            return bool(self.tunnel.backend_eof())
         return False  # the transport closes; connection_lost says what it means
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -126,13 +141,19 @@ class UpstreamConnection(asyncio.Protocol):
         listener, self.listener = self.listener, None
         if listener is not None:
             listener.upstream_lost(self)
+        if self.tunnel is not None:
+            self.tunnel.backend_lost()
 
     def pause_writing(self) -> None:
-        if self.listener is not None:
+        if self.tunnel is not None:
+            self.tunnel.backend_paused(True)
+        elif self.listener is not None:
             self.listener.backend_paused(True)
 
     def resume_writing(self) -> None:
-        if self.listener is not None:
+        if self.tunnel is not None:
+            self.tunnel.backend_paused(False)
+        elif self.listener is not None:
             self.listener.backend_paused(False)
 
     # httptools callbacks ---------------------------------------------------
@@ -185,6 +206,12 @@ class UpstreamConnection(asyncio.Protocol):
                 self.transport.pause_reading()
             else:
                 self.transport.resume_reading()
+
+    def start_tunnel(self, tunnel: Any) -> None:
+        """A 101 came: from now on this connection carries the tunnel's bytes, unparsed."""
+        self.state = UPSTREAM[self.state, "tunnel"]
+        self.listener = None
+        self.tunnel = tunnel
 
     def new_parser(self) -> None:
         """A fresh parser: after a HEAD response (llhttp would wait for its body)."""

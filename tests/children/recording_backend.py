@@ -17,6 +17,8 @@ How it answers a request is chosen by its `X-Behave` header:
   big=N         N bytes, streamed in 64 KiB pieces, with a Content-Length
   hold          never answer (until the test ends)
   status=N      answer N (with the echo)
+  headers       answer with the headers given as `X-Answer-Header: Name: value` lines
+  drip=N:S      N chunks S seconds apart, each `t=<time.monotonic() when sent>;`
   exit          the whole server exits at once (a crash), no answer
   closeonce     the first request with a given X-Id: closed at its head; then answered
 `GET /ping` answers 200; `GET /__state` answers the records as JSON.
@@ -32,6 +34,7 @@ import hashlib
 import json
 import os
 import sys
+import time
 from typing import Any
 
 import h11
@@ -202,6 +205,20 @@ class BackendConnection(asyncio.Protocol):
             self._send(h11.EndOfMessage())
         elif name == "status":
             self._answer(int(value), body)
+        elif name == "headers":  # answer with the headers each X-Answer-Header gives
+            extra = [tuple(v.decode().split(": ", 1)) for k, v in request.headers.raw_items()
+                     if k.lower() == b"x-answer-header"]
+            self._send(h11.Response(status_code=200, headers=[
+                *extra, ("Content-Length", str(len(body)))]))
+            self._send(h11.Data(data=body))
+            self._send(h11.EndOfMessage())
+        elif name == "drip":  # N chunks, S seconds apart, each saying when it was sent
+            count, pause = value.split(":")
+            self._send(h11.Response(status_code=200, headers=[("Transfer-Encoding", "chunked")]))
+            for _ in range(int(count)):
+                self._send(h11.Data(data=b"t=%.6f;" % time.monotonic()))
+                await asyncio.sleep(float(pause))
+            self._send(h11.EndOfMessage())
         else:
             self._answer(200, body)
         self._next_request()

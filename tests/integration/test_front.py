@@ -360,7 +360,7 @@ def test_whatever_clients_and_backends_do_the_front_settles(front):
     client = st.sampled_from(["read", "half-close", "disconnect", "stall", "slow-read"])
     counter = iter(range(10**9))
 
-    @settings(max_examples=60, deadline=None, database=None,
+    @settings(max_examples=40, deadline=None, database=None,
               suppress_health_check=list(HealthCheck))
     @given(st.lists(request, min_size=1, max_size=4), client, st.integers(1, 200))
     def run(sequence, how, cut):

@@ -102,7 +102,8 @@ def test_a_server_busy_with_long_requests_is_not_restarted(serve):
 
 
 def test_a_server_that_stops_answering_anything_is_restarted(serve):
-    server = serve(gunicorn("-b", "127.0.0.1:{port}", "serve_app:app", workers="1"),
+    server = serve(gunicorn("-b", "127.0.0.1:{port}", "--graceful-timeout", "1", "serve_app:app",
+                            workers="1"),
                    "--probe-interval", "0.3", "--probe-failures", "2", "--busy-timeout", "2")
     server.wait_ready()
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
@@ -169,12 +170,12 @@ def test_a_pipelining_client_that_never_reads_does_not_grow_our_memory(serve, tm
     before = _rss(front)
     with connect(server) as client:
         client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        client.sendall(b"".join(b"GET /big HTTP/1.1\r\nHost: x\r\nX-Behave: big=20000\r\n\r\n"
-                                for _ in range(3000)))
-        time.sleep(3)
+        client.sendall(b"".join(b"GET /big HTTP/1.1\r\nHost: x\r\nX-Behave: big=40000\r\n\r\n"
+                                for _ in range(1000)))
+        time.sleep(2)
         grown = _rss(front) - before
-        assert grown < 30 << 20, grown  # 60 MB of answers are not held
-        assert len(records(server)) < 1000  # nor asked for: what fits in the buffers, no more
+        assert grown < 30 << 20, grown  # 40 MB of answers are not held
+        assert len(records(server)) < 500  # nor asked for: what fits in the buffers, no more
     assert 0 == server.stop()
 
 
@@ -266,7 +267,7 @@ CORPUS = [
      [431], {}),
     ("connect", b"CONNECT x:443 HTTP/1.1\r\nHost: x:443\r\n\r\n", [405], {}),
 ]
-SPLIT = {"content-length", "chunked", "pipelined", "h2c"}  # sent split at every byte of the head
+SPLIT = {"content-length", "chunked"}  # sent split at every byte of the head
 
 
 def test_a_corpus_of_raw_requests_reaches_the_backend_as_sent_and_at_most_once(serve, tmp_path):

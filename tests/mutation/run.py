@@ -47,6 +47,7 @@ class Module:
 
 
 INTEGRATION_TRAIN = "tests/integration/test_train.py"
+FRONT = "tests/integration/test_front.py"
 MODULES = {
     "process": Module("supervisor/core/process.py",
                       ("tests/unit/test_spawn_errors.py", "tests/integration/test_core_loops.py", "tests/integration/test_process.py",
@@ -74,6 +75,22 @@ MODULES = {
                         "tests/integration/test_launch.py"), 0.75),
     "mpi": Module("supervisor/launch/mpi.py", ("tests/unit/test_mpi.py",
                                               "tests/integration/test_launch.py"), 0.75),
+    # The serve front: its unit tests first, then the front in this process against a real
+    # recording backend (tests/integration/test_front.py, about a minute whole).
+    "request": Module("supervisor/serve/request.py",
+                      ("tests/unit/test_serve_request.py", FRONT), 0.85),
+    "states": Module("supervisor/serve/states.py",
+                     ("tests/unit/test_serve_states.py", FRONT), 0.85),
+    "http": Module("supervisor/serve/http.py", ("tests/unit/test_serve_http.py", FRONT), 0.85),
+    "exchange": Module("supervisor/serve/exchange.py", ("tests/unit/test_serve_states.py", FRONT),
+                       0.85),
+    "front": Module("supervisor/serve/front.py", ("tests/unit/test_serve_states.py", FRONT), 0.85),
+    "upstream": Module("supervisor/serve/upstream.py", ("tests/unit/test_serve_states.py", FRONT),
+                       0.85),
+    "accesslog": Module("supervisor/serve/accesslog.py", ("tests/unit/test_accesslog.py",), 0.85),
+    "tunnel": Module("supervisor/serve/tunnel.py",
+                     ("tests/unit/test_tunnel.py", "tests/integration/test_serve_websocket.py"),
+                     0.85),
     "hyperparameters": Module("supervisor/train/hyperparameters.py",
                               ("tests/unit/test_hyperparameters.py", "tests/unit/test_environment.py",
                                "tests/unit/test_toolkit_parity.py"), 0.75),

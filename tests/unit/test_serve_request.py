@@ -128,3 +128,21 @@ def test_body_framing_flags():
     assert not head([*HOST, (b"Content-Length", b"0")]).has_body
     assert head([*HOST, (b"Content-Length", b"1")]).has_body
     assert head([*HOST, (b"Transfer-Encoding", b"chunked")]).has_body
+
+
+def test_a_websocket_upgrade_is_asked_of_the_backend_as_the_client_asked_it():
+    upgrade = head([*HOST, (b"Connection", b"keep-alive, Upgrade"), (b"Upgrade", b"WebSocket"),
+                    (b"Sec-WebSocket-Key", b"k=="), (b"Sec-WebSocket-Version", b"13"),
+                    (b"Sec-WebSocket-Protocol", b"chat"),
+                    (b"Sec-WebSocket-Extensions", b"permessage-deflate")],
+                   url=b"/v1/listen?model=a")
+    assert upgrade.websocket
+    forwarded = forward_head(upgrade, b"p")
+    assert forwarded.startswith(b"GET /v1/listen?model=a HTTP/1.1\r\nHost: example\r\n"
+                                b"Sec-WebSocket-Key: k==\r\nSec-WebSocket-Version: 13\r\n"
+                                b"Sec-WebSocket-Protocol: chat\r\n"
+                                b"Sec-WebSocket-Extensions: permessage-deflate\r\n")
+    assert b"Connection: Upgrade\r\nUpgrade: WebSocket\r\n" in forwarded
+    h2c = head([*HOST, (b"Connection", b"Upgrade"), (b"Upgrade", b"h2c")])
+    assert b"Upgrade" not in forward_head(h2c, b"p")  # an upgrade we ignore is not asked
+    assert not head([*HOST, (b"Upgrade", b"websocket")]).websocket  # Connection must list it

@@ -20,8 +20,9 @@ SERVE = Path(states.__file__).parent
 MACHINES = {
     "connection": (CONNECTION, states.OPEN, {states.CLOSED}),
     "request": (REQUEST, states.HEAD, {states.RECEIVED, states.REFUSED, states.CUT}),
-    "response": (RESPONSE, states.QUEUED, {states.SENT, states.CUT}),
+    "response": (RESPONSE, states.QUEUED, {states.SENT, states.CUT, states.SWITCHED}),
     "upstream": (UPSTREAM, states.CONNECTING, {states.CLOSED}),
+    "tunnel": (states.TUNNEL_STATES, states.RELAYING, {states.CLOSED}),
 }
 
 
@@ -90,6 +91,7 @@ MACHINE_STATES = {
     ("exchange.py", "req"): ("REQUEST", {"__init__", "abandon"}),
     ("exchange.py", "resp"): ("RESPONSE", {"__init__", "abandon"}),
     ("upstream.py", "state"): ("UPSTREAM", {"__init__"}),
+    ("tunnel.py", "state"): ("TUNNEL_STATES", {"__init__"}),
 }
 HELPERS = {"advance", "_to", "_req", "_resp"}
 
