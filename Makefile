@@ -20,7 +20,7 @@ STATICX_DIR := build/staticx
 # installed when missing (as root), so `make test` works on a fresh machine.
 BUILD_PACKAGES := python3-venv python3-dev gcc libc6-dev patch patchelf binutils scons
 TEST_PACKAGES := busybox-static podman runc tini hyperfine util-linux iproute2 procps \
-	openmpi-bin openssh-client openssh-server
+	openmpi-bin openssh-client openssh-server curl openjdk-17-jre-headless
 BENCH_PACKAGES := wrk nginx-light
 SOURCES := $(shell find supervisor -name '*.py') build.spec pyproject.toml
 

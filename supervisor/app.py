@@ -162,6 +162,8 @@ def _summarize(log: Any, settings: Settings, clock: JobClock, code: int,
     restarts = max(0, started.get("model server", 0) - 1) if settings.mode is Mode.SERVE else None
     fields = clock.summary(code, supervisor.stop_signal if supervisor else None, restarts,
                            supervisor.last_summary if supervisor else {}, error)
+    if supervisor is not None:
+        fields.update(supervisor.summary_extra)
     if settings.log_format == "text":
         log.info(text_block(fields))
     else:

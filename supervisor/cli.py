@@ -303,13 +303,36 @@ def doctor(ctx: click.Context, /, **_options: Any) -> Settings:
     return _settings(ctx, Mode.DOCTOR, ())
 
 
+def _request_path(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    if not value.startswith("/") or any(c in value for c in " \t\r\n"):
+        raise click.BadParameter(f"{value!r} is not a path (it starts with / and has no space)",
+                                 ctx=ctx, param=param)
+    return value
+
+
 @cli.command(context_settings=MODE_CONTEXT)
 @global_options(in_mode=True)
 @click.option("--port", envvar="SM_ENTRY_PORT", show_envvar=True, type=click.IntRange(1, 65535),
               help="The port of the front. [default: $SAGEMAKER_BIND_TO_PORT, else 8080]")
+@click.option("--ready-path", envvar="SM_ENTRY_READY_PATH", show_envvar=True, metavar="PATH",
+              default="/ping", show_default=True, callback=_request_path,
+              help="The backend path asked for readiness and health: ready when it answers 200 "
+              "(and --ready-body). For servers whose /ping says 200 before the model is "
+              "loaded: TorchServe /models/NAME (with --ready-body READY), Triton "
+              "/v2/health/ready, vLLM and TGI /health.")
 @click.option("--ready-body", envvar="SM_ENTRY_READY_BODY", show_envvar=True, metavar="TEXT",
-              help="The backend is ready only when its /ping answers 200 with TEXT in its body "
-              "(MMS and TorchServe answer 200 \"Unhealthy\" while loading).")
+              help="The backend is ready only when its answer to --ready-path is 200 with TEXT "
+              "in its body (MMS answers 200 \"Unhealthy\" while loading).")
+@click.option("--backend-exit", envvar="SM_ENTRY_BACKEND_EXIT", show_envvar=True,
+              type=click.Choice(("follow", "restart")), default="follow", show_default=True,
+              help="When the model server's command exits 0 and leaves processes it started "
+              "(a launcher that daemonizes: torchserve --start), follow: they are the model "
+              "server from then on (health checks, signals, the drain, a restart when they end); "
+              "restart: stop them and start the command again.")
+@click.option("--restart-grace", envvar="SM_ENTRY_RESTART_GRACE", show_envvar=True,
+              type=click.FloatRange(min=0), default=10.0, show_default=True, metavar="SECONDS",
+              help="When the model server is stopped (a restart, the end of the drain), how long "
+              "it gets after SIGTERM before its whole tree is SIGKILLed.")
 @click.option("--probe-interval", envvar="SM_ENTRY_PROBE_INTERVAL", show_envvar=True,
               type=click.FloatRange(min=0.05), default=2.0, show_default=True, metavar="SECONDS",
               help="How often the ready backend's /ping is checked.")
@@ -364,8 +387,9 @@ def doctor(ctx: click.Context, /, **_options: Any) -> Settings:
               "[default: none; SageMaker's sidecar pings every 60 s]")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 @click.pass_context
-def serve(ctx: click.Context, /, command: tuple[str, ...], port: int | None,
-          ready_body: str | None, probe_interval: float, probe_failures: int, max_restarts: int,
+def serve(ctx: click.Context, /, command: tuple[str, ...], port: int | None, ready_path: str,
+          ready_body: str | None, backend_exit: str, restart_grace: float,
+          probe_interval: float, probe_failures: int, max_restarts: int,
           restart_window: float, request_timeout: float | None, listen_mode: str,
           client_timeout: float, request_buffer_mb: float, request_buffer_total_mb: float,
           busy_timeout: float | None, max_payload_mb: float | None,
@@ -397,7 +421,8 @@ def serve(ctx: click.Context, /, command: tuple[str, ...], port: int | None,
                            request_buffer_mb=request_buffer_mb,
                            request_buffer_total_mb=request_buffer_total_mb,
                            busy_timeout=busy_timeout, max_payload_mb=max_payload_mb,
-                           tunnel_idle_timeout=tunnel_idle_timeout)
+                           tunnel_idle_timeout=tunnel_idle_timeout, ready_path=ready_path,
+                           backend_exit=backend_exit, restart_grace=restart_grace)
     return _settings(ctx, Mode.SERVE, command, serve=options)
 
 

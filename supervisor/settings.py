@@ -42,6 +42,9 @@ class ServeOptions:
     busy_timeout: float | None = None  # else the request timeout, else 600 s
     max_payload_mb: float | None = None  # else SAGEMAKER_MAX_PAYLOAD_IN_MB, else no limit
     tunnel_idle_timeout: float | None = None  # a WebSocket tunnel silent this long is closed
+    ready_path: str = "/ping"  # the backend path whose 200 means ready (and healthy)
+    backend_exit: str = "follow"  # a launcher exiting 0, leaving its server: follow | restart
+    restart_grace: float = 10.0  # SIGTERM to SIGKILL when the backend is stopped
 
 
 @dataclass(frozen=True)

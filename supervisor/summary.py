@@ -74,4 +74,6 @@ def text_block(fields: dict[str, Any]) -> str:
         lines.append(f"  out-of-memory kills: {fields['oom_kills']}")
     if "restarts" in fields:
         lines.append(f"  restarts: {fields['restarts']}")
+    if "last_model_server_end" in fields:
+        lines.append(f"  last model server end: {fields['last_model_server_end']}")
     return "\n".join(lines)

@@ -82,13 +82,15 @@ class Loop(Protocol):
 class ChildState(enum.Enum):
     RUNNING = enum.auto()  # started, no stop asked
     STOPPING = enum.auto()  # stop signal sent, kill deadline armed
+    FOLLOWING = enum.auto()  # main process exited 0, leaving its server: that is the child now
     LEFTOVERS = enum.auto()  # main process gone, the rest of its tree is being stopped
     DRAINING = enum.auto()  # tree gone; reading what is left in the output pipes
     DONE = enum.auto()  # main process reaped, its tree gone, its output read
 
 
 # States in which some process of the child's tree may still be alive.
-RUNNING_STATES = frozenset({ChildState.RUNNING, ChildState.STOPPING, ChildState.LEFTOVERS})
+RUNNING_STATES = frozenset({ChildState.RUNNING, ChildState.STOPPING, ChildState.FOLLOWING,
+                            ChildState.LEFTOVERS})
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,9 @@ class ChildSpec:
     pass_fds: tuple[int, ...] = ()  # kept open in the child (a listening socket handed over)
     # Part of ending the job (telling other hosts how it ended): a stop does not signal it.
     part_of_stop: bool = False
+    # A launcher that daemonizes (`torchserve --start`): when the main process exits 0 and
+    # leaves processes it started, those are the child from then on (signals, its end).
+    follow: bool = False
 
 
 @dataclass(frozen=True)
@@ -117,6 +122,8 @@ class ChildResult:
     stop_signal: int | None = None  # the signal that asked it to stop, if any
     killed_by_us: str | None = None  # why we SIGKILLed it: "stop timeout" or "second stop signal"
     started: bool = True
+    # When a followed server ended it: what died, and how ("java (PID 42) killed by SIGKILL").
+    died: str | None = None
 
 
 def set_child_subreaper() -> bool:
@@ -144,6 +151,8 @@ class Child:
     kill_deadline: float | None = None
     killing: bool = False
     timers: list[Any] = field(default_factory=list)
+    followed: dict[int, str] = field(default_factory=dict)  # FOLLOWING: root PID -> command
+    followed_status: dict[int, int] = field(default_factory=dict)  # their wait statuses
 
     @property
     def pid(self) -> int:
@@ -185,6 +194,7 @@ class Supervisor:
         self._children: dict[int, Child] = {}
         self.started: dict[str, int] = {}  # children started, by name (a restarted server: >1)
         self.last_summary: dict[str, Any] = {}  # what the last child's output observers said
+        self.summary_extra: dict[str, Any] = {}  # a mode's own fields for the job summary
         self.is_subreaper = os.getpid() == 1 or set_child_subreaper()
         self.ignored = inherited_ignored()
         try:
@@ -318,7 +328,7 @@ class Supervisor:
         if child.state is ChildState.RUNNING:
             child.state = ChildState.STOPPING
         child.stop_signal = signum
-        if child.wait_status is None:
+        if child.wait_status is None or child.state is ChildState.FOLLOWING:
             self._send(child, signum)
             self.log.info("signal forwarded", signal=signal_name(signum), child_pid=child.pid,
                           scope=self.signal_scope)
@@ -332,8 +342,13 @@ class Supervisor:
             tree.signal_group(child.pgid, signal.SIGKILL)
 
     def _send(self, child: Child, signum: int) -> None:
-        """A signal to the main child, or to its process group with scope "group"."""
-        if self.signal_scope == "group":
+        """A signal to the main child, or to its process group with scope "group".
+
+        A followed server (its launcher gone) gets it in its own processes.
+        """
+        if child.state is ChildState.FOLLOWING:
+            tree.signal_each(self._followed_alive(child), signum)
+        elif self.signal_scope == "group":
             tree.signal_group(child.pgid, signum)
         else:
             tree.signal_each([child.pid], signum)
@@ -348,7 +363,7 @@ class Supervisor:
     def _kill_tree(self, child: Child, reason: str) -> None:
         if child.state not in RUNNING_STATES:
             return
-        if child.wait_status is None:
+        if child.wait_status is None or child.state is ChildState.FOLLOWING:
             child.killed_by_us = reason
         members = self._tree_of(child)
         self.log.warning("killing the process tree", reason=reason, child_pid=child.pid,
@@ -409,7 +424,8 @@ class Supervisor:
                     self._kill_tree(child, "second stop signal")
             return
         quiet = signum in QUIET
-        targets = [c for c in self.live_children() if c.wait_status is None]
+        targets = [c for c in self.live_children()
+                   if c.wait_status is None or c.state is ChildState.FOLLOWING]
         if not targets and not quiet:
             self.log.info("signal received while no child runs: not forwarded",
                           signal=signal_name(signum))
@@ -433,10 +449,15 @@ class Supervisor:
             if child is None:
                 self.log.debug("reaped orphan", orphan_pid=pid,
                                code=outcome.exit_code_for_wait_status(status))
+                for followed in self._children.values():
+                    if pid in followed.followed:
+                        followed.followed_status[pid] = status
             elif child.wait_status is None:
                 self._on_main_exit(child, status)
         for child in list(self._children.values()):
-            if child.state is ChildState.LEFTOVERS:
+            if child.state is ChildState.FOLLOWING:
+                self._check_followed(child)
+            elif child.state is ChildState.LEFTOVERS:
                 self._check_tree(child)
 
     def _on_main_exit(self, child: Child, status: int) -> None:
@@ -446,8 +467,12 @@ class Supervisor:
         child.popen.returncode = os.waitstatus_to_exitcode(status)
         if self.terminal:
             self.terminal.take_back()
-        child.state = ChildState.LEFTOVERS
         rest = self._orphans()
+        if (rest and child.spec.follow and status == 0 and child.state is ChildState.RUNNING
+                and self.is_subreaper):
+            self._follow(child)
+            return
+        child.state = ChildState.LEFTOVERS
         if not rest and not self._group_left(child):
             self._tree_gone(child)
             return
@@ -457,6 +482,36 @@ class Supervisor:
         for signum in (signal.SIGTERM, signal.SIGCONT):
             tree.signal_each(rest, signum)
             tree.signal_group(child.pgid, signum)
+        self._arm_kill(child, self.loop.time() + child.stop_timeout)
+        self._poll_tree(child)
+
+    def _follow(self, child: Child) -> None:
+        """The launcher exited 0 and left its server running: that server is the child now."""
+        mains = {pid for pid, c in self._children.items() if c.wait_status is None}
+        roots = [pid for pid in tree.children(os.getpid()) if pid not in mains]
+        child.followed = {pid: tree.command_line(pid) for pid in roots}
+        child.state = ChildState.FOLLOWING
+        self.log.info("main process exited 0 and left its server running: following it",
+                      name=child.spec.name, child_pid=child.pid,
+                      processes=[f"{command} (PID {pid})" for pid, command
+                                 in child.followed.items()])
+
+    def _followed_alive(self, child: Child) -> list[int]:
+        return [pid for pid in child.followed if pid not in child.followed_status]
+
+    def _check_followed(self, child: Child) -> None:
+        """The followed server's processes are all gone: it ended; stop what it left."""
+        if self._followed_alive(child):
+            return
+        child.state = ChildState.LEFTOVERS
+        rest = self._orphans()
+        if not rest:
+            self._tree_gone(child)
+            return
+        self.log.info("the followed server ended; stopping the rest of its process tree",
+                      child_pid=child.pid, processes=len(rest))
+        for signum in (signal.SIGTERM, signal.SIGCONT):
+            tree.signal_each(rest, signum)
         self._arm_kill(child, self.loop.time() + child.stop_timeout)
         self._poll_tree(child)
 
@@ -516,15 +571,22 @@ class Supervisor:
         del self._children[child.pid]
         status = child.wait_status
         assert status is not None and child.ended_at is not None
+        died = None
+        if child.followed_status:  # a followed server: its end is the child's
+            pid, status = next(iter(child.followed_status.items()))
+            died = f"{child.followed.get(pid) or 'process'} (PID {pid}) " + (
+                f"killed by {signal_name(os.WTERMSIG(status))}" if os.WIFSIGNALED(status)
+                else f"exited with code {os.waitstatus_to_exitcode(status)}")
         termsig = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
         result = ChildResult(
             name=child.spec.name,
             pid=child.pid,
             exit_code=outcome.exit_code_for_wait_status(status),
             signal=termsig,
-            duration=child.ended_at - child.started_at,
+            duration=(self.loop.time() if died else child.ended_at) - child.started_at,
             stop_signal=child.stop_signal,
             killed_by_us=child.killed_by_us,
+            died=died,
         )
         summary = child.spec.output.summary() if child.spec.output else {}
         self.last_summary = summary

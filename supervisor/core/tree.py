@@ -119,3 +119,13 @@ def exists(pid: int) -> bool:
 
 
 __all__ = ["children", "descendants", "exists", "signal", "signal_each", "signal_group"]
+
+
+def command_line(pid: int) -> str:
+    """The command of `pid`, its words joined by spaces ("" when it is gone)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            words = handle.read().split(b"\0")
+    except OSError:
+        return ""
+    return b" ".join(word for word in words if word).decode("utf-8", "replace")

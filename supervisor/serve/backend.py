@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from supervisor.core.process import Child, ChildSpec, Supervisor
+from supervisor.core.signals import signal_name
 from supervisor.serve.probe import probe
 from supervisor.serve.restart import RestartPolicy
 from supervisor.serve.upstream import Address
@@ -39,7 +40,11 @@ class BackendOptions:
     ready_body: str | None = None
     max_restarts: int = 5
     restart_window: float = 600.0
-    stop_grace: float = 4.0  # after the drain, what the backend gets to stop before SIGKILL
+    # What the backend gets to stop, after SIGTERM, before SIGKILL of its tree: on a restart,
+    # and at least this after the drain (Java's orderly stop takes 2-4 s).
+    stop_grace: float = 10.0
+    ready_path: str = "/ping"  # asked for readiness and health (with ready_body, if any)
+    follow: bool = True  # a launcher that exits 0 leaving its server: follow the server
     # /ping timing out while requests are in flight is "busy", as long as the backend answered
     # something within this many seconds.
     busy_timeout: float = 600.0
@@ -139,13 +144,14 @@ class Backend:
             argv = [arg.replace(FD, fd) for arg in argv]
             env["SM_ENTRY_LISTEN_FD"] = fd
             return ChildSpec(argv=argv, env=env, name="model server", output=self.make_output(),
-                             pass_fds=(self.listen_fd,))
+                             pass_fds=(self.listen_fd,), follow=self.options.follow)
         if address.port:
             # SageMaker-aware servers (the inference toolkit, MMS) listen where this says.
             env["SM_ENTRY_BACKEND_PORT"] = env["SAGEMAKER_BIND_TO_PORT"] = port
         else:
             env["SM_ENTRY_BACKEND_SOCKET"] = path
-        return ChildSpec(argv=argv, env=env, name="model server", output=self.make_output())
+        return ChildSpec(argv=argv, env=env, name="model server", output=self.make_output(),
+                         follow=self.options.follow)
 
     # the life of the backend ------------------------------------------------
     async def run(self) -> int:
@@ -187,11 +193,13 @@ class Backend:
             if child.done.done():
                 result = child.done.result()
                 self._down()
-                how = (f"killed by signal {result.signal}" if result.signal
-                       else f"exited with code {result.exit_code}")
+                how = result.died or (f"killed by {signal_name(result.signal)}" if result.signal
+                                      else f"exited with code {result.exit_code}")
                 self.log.warning("model server exited", how=how, child_pid=result.pid)
+                self.supervisor.summary_extra["last_model_server_end"] = how
                 return how
-            seen = await probe(address, PROBE_TIMEOUT, self.options.ready_body)
+            seen = await probe(address, PROBE_TIMEOUT, self.options.ready_body,
+                               self.options.ready_path)
             if self.stopping or child.done.done():
                 continue
             busy = False

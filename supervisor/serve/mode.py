@@ -30,6 +30,7 @@ MIB = 1024 * 1024
 # A ready backend whose /ping times out while requests are in flight is busy, not dead, as
 # long as it answered something within this (when no request timeout says otherwise).
 DEFAULT_BUSY_TIMEOUT = 600.0
+DRAIN_MARGIN = 4.0  # after the stop timeout, what the model server still gets before SIGKILL
 
 
 def backend_command(settings: Settings, environ: Mapping[str, str]) -> list[str]:
@@ -70,6 +71,8 @@ async def run(settings: Settings, environ: Mapping[str, str], supervisor: Superv
     options = BackendOptions(probe_interval=serve.probe_interval,
                              probe_failures=serve.probe_failures, ready_body=serve.ready_body,
                              max_restarts=serve.max_restarts, restart_window=serve.restart_window,
+                             stop_grace=serve.restart_grace, ready_path=serve.ready_path,
+                             follow=serve.backend_exit == "follow",
                              busy_timeout=serve.busy_timeout or request_timeout
                              or DEFAULT_BUSY_TIMEOUT)
     stop_requested: asyncio.Future[int] = loop.create_future()
@@ -182,8 +185,9 @@ async def _drain(loop: Any, settings: Settings, log: Any, server: Any, front: Fr
         drained = True
     except TimeoutError:
         drained = False
-    grace = max(options.stop_grace, settings.stop_timeout + options.stop_grace
-                - (loop.time() - started))
+    # The model server gets the rest of the stop timeout and a margin: SageMaker's SIGKILL
+    # comes 30 s after its SIGTERM, our default stop timeout is 25 s.
+    grace = max(DRAIN_MARGIN, settings.stop_timeout + DRAIN_MARGIN - (loop.time() - started))
     await backend.stop(grace)
     backend_task.cancel()
     closer.cancel()

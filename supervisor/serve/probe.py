@@ -1,8 +1,11 @@
 """The backend's own health check: `GET /ping` on a fresh connection, with a deadline.
 
 The answer counts as healthy only when it is 200 and, with `--ready-body`,
-its body contains the given text: MMS and TorchServe answer 200 with
-"Unhealthy" while their workers load.
+its body contains the given text (MMS answers 200 "Unhealthy" while its
+workers load). Servers whose /ping is 200 before their model is loaded
+(TorchServe, whose status counts a loading worker as running) are asked
+on another path: `--ready-path` (TorchServe's `/models/NAME`, Triton's
+`/v2/health/ready`).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import httptools
 from supervisor.serve.upstream import Address
 
 MAX_BODY = 64 * 1024
-REQUEST = (b"GET /ping HTTP/1.1\r\nHost: localhost\r\nUser-Agent: sm-entry\r\n"
+REQUEST = (b"GET %b HTTP/1.1\r\nHost: localhost\r\nUser-Agent: sm-entry\r\n"
            b"Connection: close\r\n\r\n")
 
 
@@ -34,13 +37,13 @@ class _Response:
         self.complete = True
 
 
-async def _ask(address: Address) -> tuple[int, bytes]:
+async def _ask(address: Address, path: str) -> tuple[int, bytes]:
     if address.socket_path:
         reader, writer = await asyncio.open_unix_connection(address.socket_path)
     else:
         reader, writer = await asyncio.open_connection("127.0.0.1", address.port)
     try:
-        writer.write(REQUEST)
+        writer.write(REQUEST % path.encode())
         response = _Response()
         parser = httptools.HttpResponseParser(response)
         while not response.complete:
@@ -62,19 +65,20 @@ class Probe:
     timed_out: bool = False  # no answer in time: a busy server looks the same as a dead one
 
 
-async def probe(address: Address, timeout: float, ready_body: str | None) -> Probe:
-    """One `GET /ping` to the backend."""
+async def probe(address: Address, timeout: float, ready_body: str | None,
+                path: str = "/ping") -> Probe:
+    """One `GET path` (the backend's /ping, or its --ready-path) to the backend."""
     try:
-        status, body = await asyncio.wait_for(_ask(address), timeout)
+        status, body = await asyncio.wait_for(_ask(address, path), timeout)
     except TimeoutError:
-        return Probe(False, f"no answer to /ping within {timeout:g} s", timed_out=True)
+        return Probe(False, f"no answer to {path} within {timeout:g} s", timed_out=True)
     except OSError as exc:
         return Probe(False, f"cannot connect to {address}: {exc.strerror or exc}")
     except httptools.HttpParserError as exc:
-        return Probe(False, f"bad answer to /ping: {exc}")
+        return Probe(False, f"bad answer to {path}: {exc}")
     if status != 200:
-        return Probe(False, f"/ping answered {status}")
+        return Probe(False, f"{path} answered {status}")
     if ready_body is not None and ready_body.encode() not in body:
         shown = body[:80].decode("utf-8", "replace")
-        return Probe(False, f"/ping answered 200 without {ready_body!r} in its body ({shown!r})")
-    return Probe(True, "/ping answered 200")
+        return Probe(False, f"{path} answered 200 without {ready_body!r} in its body ({shown!r})")
+    return Probe(True, f"{path} answered 200")

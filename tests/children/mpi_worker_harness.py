@@ -24,9 +24,10 @@ from supervisor.launch import mpiworker  # noqa: E402
 SCRIPTS = {
     "silent": '"$(dirname "$0")/orted" 0.3; exec sleep 60',
     "dies": 'echo "sshd: no hostkeys available -- exiting." >&2; exit 1',
+    # (written whole, then renamed, as the master's report_command does)
     "reports": ('path="${4#SetEnv=SM_ENTRY_MPI_REPORT=}"; '
-                'printf \'{"exit_code":7,"reason":"ValueError: x","master":"algo-1"}\' > "$path"; '
-                "exec sleep 60"),
+                'printf \'{"exit_code":7,"reason":"ValueError: x","master":"algo-1"}\' '
+                '> "$path.part" && mv "$path.part" "$path"; exec sleep 60'),
 }
 
 
