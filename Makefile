@@ -55,6 +55,15 @@ $(VENV)/.torch: $(VENV)/.installed
 	$(PY) -m pip install -q torch==$(TORCH_VERSION)
 	touch $@
 
+# The SageMaker PyTorch inference toolkit (its `serve`, TorchServe behind it) in a venv of its
+# own: its boto3 wants another botocore than ours (tests/binary/test_torchserve.py).
+TOOLKIT_VENV := build/venv-pytorch-inference
+$(TOOLKIT_VENV)/.installed: tests/toolkit/requirements-pytorch-inference.txt | build-deps
+	rm -rf $(TOOLKIT_VENV) && $(BUILD_PYTHON) -m venv $(TOOLKIT_VENV)
+	$(TOOLKIT_VENV)/bin/python -m pip install -q --upgrade pip
+	$(TOOLKIT_VENV)/bin/python -m pip install -q -r tests/toolkit/requirements-pytorch-inference.txt
+	touch $@
+
 # staticx from its pinned sdist, with our patch to its bootloader. Built
 # without pip's build isolation: under it, the scons that builds the bootloader
 # fails to import the standard library here.
@@ -86,7 +95,7 @@ dist/sm-entry: dist/sm-entry-dynamic $(STATICX_DIR)/.installed
 
 build: dist/sm-entry
 
-test: build test-deps $(VENV)/.torch
+test: build test-deps $(VENV)/.torch $(TOOLKIT_VENV)/.installed
 	$(PY) -m pytest -q tests
 
 # The source-level tests only (no build): the [static] variants and the binary

@@ -19,9 +19,11 @@ from pathlib import Path
 import pytest
 
 from tests.serve_support import Server
-from tests.support import descendants_of, wait_until
+from tests.support import REPO, descendants_of, wait_until
 
 BIN = Path(sys.executable).parent
+TOOLKIT = REPO / "build" / "venv-pytorch-inference" / "bin"  # make test builds it
+TS_CONFIG = Path("/etc/sagemaker-ts.properties")  # where the toolkit writes its config, always
 LOAD_SECONDS = 4
 HANDLER = f'''
 import time
@@ -126,6 +128,75 @@ def test_torchserve_start_is_followed_ready_when_loaded_restarted_and_drained(mo
         wait_until(lambda: server.ping() == 503, timeout=30, what="/ping 503 after the crash")
         wait_until(lambda: server.ping() == 200, timeout=120, what="TorchServe ready again")
         assert (200, b"7.0") == predict(server)[::2]
+        assert 0 == server.stop(timeout=60)
+        assert [] == java_processes(server)
+        assert "drained" in [e["msg"] for e in server.events()]
+    finally:
+        server.run.close()
+
+
+INFERENCE = f'''
+import json
+import time
+
+import torch
+
+
+def model_fn(model_dir):
+    time.sleep({LOAD_SECONDS})
+    return torch.jit.load(model_dir + "/model.pt")
+
+
+def input_fn(body, content_type):
+    return torch.tensor([[float(x)] for x in json.loads(body)])
+
+
+def predict_fn(data, model):
+    with torch.no_grad():
+        return model(data)
+
+
+def output_fn(prediction, accept):
+    return json.dumps([round(float(x), 3) for x in prediction[:, 0]])
+'''
+
+
+@pytest.fixture
+def toolkit_tree(model_store, tmp_path):
+    if not (TOOLKIT / "serve").exists():
+        pytest.skip(f"needs the PyTorch inference toolkit in {TOOLKIT.parent} (make test makes it)")
+    if os.geteuid() != 0:
+        pytest.skip(f"needs root: the toolkit writes {TS_CONFIG}")
+    model = tmp_path / "opt" / "ml" / "model"
+    (model / "code").mkdir(parents=True)
+    shutil.copy(model_store / "model.pt", model / "model.pt")
+    (model / "code" / "inference.py").write_text(INFERENCE)
+    saved = TS_CONFIG.read_bytes() if TS_CONFIG.exists() else None
+    yield tmp_path
+    if saved is None:
+        TS_CONFIG.unlink(missing_ok=True)
+    else:
+        TS_CONFIG.write_bytes(saved)
+
+
+def test_the_pytorch_inference_toolkits_own_serve_behind_sm_entry(toolkit_tree, static_only):
+    logs = toolkit_tree / "logs"
+    logs.mkdir()
+    env = {"SAGEMAKER_BASE_DIR": str(toolkit_tree / "opt" / "ml"),
+           "SAGEMAKER_MODEL_SERVER_WORKERS": "1", "TMPDIR": str(logs), "LOG_LOCATION": str(logs),
+           "METRICS_LOCATION": str(logs),
+           "TS_METRICS_ADDRESS": f"http://127.0.0.1:{_free_port()}",
+           "TS_GRPC_INFERENCE_PORT": str(_free_port()),
+           "TS_GRPC_MANAGEMENT_PORT": str(_free_port()),
+           "PATH": f"{TOOLKIT}:{os.environ['PATH']}"}
+    server = Server([static_only], [str(TOOLKIT / "serve")], "--ready-path", "/models/model",
+                    "--ready-body", "READY", env=env)
+    try:
+        wait_until(lambda: server.ping() == 200, timeout=120, what="the toolkit's TorchServe")
+        status, _, body = server.request("POST", "/invocations", body=b"[2.0, 0.5]",
+                                         headers={"Content-Type": "application/json"})
+        assert (200, b"[7.0, 2.5]") == (status, body)
+        assert server.event("model server ready")["after_s"] >= LOAD_SECONDS
         assert 0 == server.stop(timeout=60)
         assert [] == java_processes(server)
         assert "drained" in [e["msg"] for e in server.events()]
