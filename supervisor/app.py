@@ -18,8 +18,12 @@ from supervisor.logs.writer import OutputWriter
 from supervisor.settings import Mode, Settings
 
 if TYPE_CHECKING:
+    from supervisor.core.ttyproxy import TtyProxy
     from supervisor.logs.ranktags import RankTags
     from supervisor.summary import JobClock
+
+
+LAST_FLUSH = 0.3  # seconds for the report of lost output, when the rest took all the time
 
 
 def run(settings: Settings, environ: Mapping[str, str]) -> int:
@@ -50,10 +54,15 @@ def run(settings: Settings, environ: Mapping[str, str]) -> int:
         from supervisor.core.watchdog import OutputActivity
 
         activity = OutputActivity(loop.time())
+    tty: TtyProxy | None = None
+    if os.isatty(1):  # a person (or the SDK's local mode): the child gets ptys of its own
+        from supervisor.core.ttyproxy import TtyProxy
+
+        tty = TtyProxy(loop)
 
     def make_output(observers: Sequence[Observer] = (), tags: RankTags | None = None
                     ) -> ChildOutput:
-        """Relay the child's stdout/stderr, except to a terminal (a person, not CloudWatch).
+        """Relay the child's stdout/stderr: read from pipes, or from its ptys behind a terminal.
 
         `tags`: the child is a launcher (mpirun, torchrun) that tags its ranks' lines.
         """
@@ -71,10 +80,11 @@ def run(settings: Settings, environ: Mapping[str, str]) -> int:
             observers=observers,
             framer_options={"max_record_bytes": settings.max_record_bytes,
                             "progress_interval": settings.progress_interval},
-            relay_stdout=not os.isatty(1),
-            relay_stderr=not os.isatty(2),
+            relay_stdout=tty is not None or not os.isatty(1),
+            relay_stderr=tty is not None or not os.isatty(2),
             activity=activity,
             tags=tags,
+            tty=tty,
         )
 
     from supervisor.summary import JobClock
@@ -85,7 +95,8 @@ def run(settings: Settings, environ: Mapping[str, str]) -> int:
     code: int | None = None
     error: str | None = None  # sm-entry's own failure, when it is why we exit
     try:
-        supervisor = Supervisor(loop, log, settings.stop_timeout, Terminal.of_stdin(),
+        supervisor = Supervisor(loop, log, settings.stop_timeout,
+                                Terminal.of_stdin() if tty is None else None, tty=tty,
                                 drain_timeout=settings.drain_timeout,
                                 signal_scope=settings.signal_scope, merge_echoes=is_frozen())
         def started() -> None:
@@ -133,11 +144,14 @@ def run(settings: Settings, environ: Mapping[str, str]) -> int:
             supervisor.kill_all()
         raise
     finally:
+        if tty is not None:
+            tty.restore()
         if watchdog is not None:
             watchdog.close()
         if code is not None:
             _summarize(log, settings, clock, code, supervisor, error)
-        _flush(log, settings.drain_timeout, stdout, stderr)
+        _flush(log, supervisor.drain_wait() if supervisor is not None else settings.drain_timeout,
+               stdout, stderr)
         loop.close()
 
 
@@ -192,13 +206,18 @@ async def _exit_code(result: Coroutine[Any, Any, Any]) -> int:
 
 
 def _flush(log: Any, timeout: float, *writers: OutputWriter) -> None:
-    """Write out what is queued (bounded: a stalled reader must not keep us), report losses."""
+    """Write out what is queued, report losses: all of it within `timeout` (a stalled reader
+    must not keep us), and a last moment for the report itself."""
+    import time
+
+    deadline = time.monotonic() + timeout
     for writer in writers:
-        if not writer.flush(timeout) and writer.error is None:
+        if not writer.flush(max(0.0, deadline - time.monotonic())) and writer.error is None:
             writer.error = f"{writer.name}: not being read (gave up after {timeout:g} s)"
     for writer in writers:
         if writer.error is not None or writer.dropped_bytes:
             log.error("output lost", stream=writer.name, error=writer.error,
                       dropped_bytes=writer.dropped_bytes + writer.pending_bytes)
+    deadline = max(deadline, time.monotonic() + LAST_FLUSH)
     for writer in writers:
-        writer.flush(min(timeout, 1.0))
+        writer.flush(max(0.0, min(1.0, deadline - time.monotonic())))

@@ -65,8 +65,10 @@ class EntryGroup(click.Group):
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         if not args:
             raise click.UsageError(
-                "give a mode (train, serve) or a command to run", ctx
-            )
+                "give a mode (train, serve) or a command to run; an image whose ENTRYPOINT is "
+                "sm-entry should also carry CMD [\"train\"] (or [\"serve\"]), which SageMaker's "
+                "own argument replaces: some launchers (SDK v3's local ModelTrainer) pass none",
+                ctx)
         rest = super().parse_args(ctx, [*args])
         remaining = [*ctx._protected_args, *rest]
         start = len(args) - len(remaining)
@@ -406,11 +408,14 @@ def serve(ctx: click.Context, /, command: tuple[str, ...], port: int | None, rea
       sm-entry serve -- uvicorn --uds {socket} app:app
 
     \b
-    sm-entry answers GET /ping itself: 503 until the model server's own
-    /ping answers 200, 200 after; it proxies every other request, restarts
-    a model server that dies or stops answering (backoff 0.5 s doubling to
-    30 s), and on SIGTERM drains: /ping 503, no new connections, requests
-    in flight finish within --stop-timeout, then the model server is stopped.
+    sm-entry answers /ping itself (GET, HEAD, POST): 503 until the model
+    server is ready (its /ping, or --ready-path, answers 200), 200 after. It
+    proxies every other request (bodies up to 8 MiB read whole first) and
+    tunnels WebSocket upgrades (SageMaker's bidirectional streaming), follows
+    a launcher that daemonizes (torchserve --start), restarts a model server
+    that dies or stops answering (backoff 0.5 s doubling to 30 s), and on
+    SIGTERM drains: /ping 503, no new connections, requests in flight finish
+    within --stop-timeout, then the model server is stopped.
     """
     from supervisor.settings import ServeOptions
 

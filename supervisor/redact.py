@@ -3,8 +3,10 @@
 Used by the "child started" event and by `doctor`: CloudWatch logs and a
 pasted `doctor` output must not carry tokens. A value is secret when its name
 says so (KEY, SECRET, TOKEN, PASSWORD, CREDENTIAL), whether it comes as
-`--hf-token VALUE`, `--hf-token=VALUE` or `HF_TOKEN=VALUE`, and the password
-of any `scheme://user:password@host` is hidden wherever it appears.
+`--hf-token VALUE`, `--hf-token=VALUE` or `HF_TOKEN=VALUE` (anywhere in an
+argv: `mpirun -x HF_TOKEN=...`), and the password of any
+`scheme://user:password@host` is hidden wherever it appears. Used too by
+the hang watchdog, whose process listing goes into output/failure.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ REDACTED = "<redacted>"
 HYPERPARAMETER_JSON = ("SM_HPS", "SM_TRAINING_ENV")
 # Variables that hold a command line.
 COMMAND_VARIABLES = ("SM_ENTRY_TRAIN_COMMAND", "SM_ENTRY_SERVE_COMMAND")
+_ASSIGNMENT = re.compile(r"([A-Za-z_][A-Za-z0-9_.]*)=")  # NAME=VALUE, as env and -x take it
 _URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^/\s:@]*:)[^/\s@]+@")
 
 
@@ -38,7 +41,8 @@ def redact_url_passwords(text: str) -> str:
 
 
 def redact_args(args: Sequence[str]) -> list[str]:
-    """An argv with the value of every secret-named option hidden."""
+    """An argv with every secret hidden: `--token VALUE`, `--token=VALUE`, and `NAME=VALUE`
+    wherever it stands (`mpirun -x HF_TOKEN=...`, `env WANDB_API_KEY=...`)."""
     out = [redact_url_passwords(arg) for arg in args]
     hide_next = False
     for index, arg in enumerate(out):
@@ -46,15 +50,16 @@ def redact_args(args: Sequence[str]) -> list[str]:
             out[index] = REDACTED
             hide_next = False
             continue
-        if not arg.startswith("-"):
-            continue
-        name, equals, _value = arg.partition("=")
-        if not is_secret(name.lstrip("-")):
-            continue
-        if equals:
-            out[index] = f"{name}={REDACTED}"
-        else:
-            hide_next = True
+        if arg.startswith("-"):
+            name, equals, _value = arg.partition("=")
+            if not is_secret(name.lstrip("-")):
+                continue
+            if equals:
+                out[index] = f"{name}={REDACTED}"
+            else:
+                hide_next = True
+        elif (assignment := _ASSIGNMENT.match(arg)) and is_secret(assignment.group(1)):
+            out[index] = f"{assignment.group(1)}={REDACTED}"
     return out
 
 

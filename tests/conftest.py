@@ -2,6 +2,7 @@ import ctypes
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -12,7 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import pytest
 
 from supervisor.core import tree
-from tests.support import OPEN_RUNS, SOURCE_COMMAND, STATIC_BINARY, require_binary
+from tests.support import OPEN_RUNS, SOURCE_COMMAND, STATIC_BINARY, ExactEnv, require_binary
 
 PR_SET_CHILD_SUBREAPER = 36
 
@@ -58,21 +59,25 @@ def _end_what_the_test_started():
         run.close()
 
 
-# What our programs put in the temporary directory: the static binary's unpacking, serve's
-# sockets, the tests' own PID-1 runs, the log directories of the torchrun the tests start.
-# Any of these left in /tmp after the run is a leak of ours (other names may be another
-# program's, running beside the tests).
-OUR_TEMPORARY = ("staticx-", "_MEI", "sm-entry-", ".sm-entry-", "pymp-", "torchelastic_")
+PRIVATE_TMPDIR = "sm-entry-tests-"  # each run's own TMPDIR
 
 
-PRIVATE_TMPDIR = "sm-entry-tests-"  # each run's own TMPDIR, checked apart (runs may overlap)
+class _PrivateTmpPopen(subprocess.Popen):  # type: ignore[type-arg]
+    """Every process a test starts gets the run's own TMPDIR, unless it is given another
+    (or an ExactEnv).
 
+    So whatever our programs leave (the static binary's unpacking, serve's
+    sockets, torchrun's logs) is found in the run's directory, and only
+    there: another program on the machine that writes to /tmp meanwhile (an
+    sm-entry outside this run) is never taken for a leak of ours.
+    """
 
-def _tmp_entries() -> set[str]:
-    if os.environ.get("SM_ENTRY_TESTS_SHARED_TMP") == "1":
-        return set()  # other runs use /tmp meanwhile (make mutation); the private TMPDIR counts
-    return {name for name in os.listdir("/tmp")
-            if name.startswith(OUR_TEMPORARY) and not name.startswith(PRIVATE_TMPDIR)}
+    def __init__(self, *args, **kwargs):
+        env = kwargs.get("env")
+        if (env is not None and "TMPDIR" not in env and "TMPDIR" in os.environ
+                and not isinstance(env, ExactEnv)):
+            kwargs["env"] = {**env, "TMPDIR": os.environ["TMPDIR"]}
+        super().__init__(*args, **kwargs)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -81,14 +86,14 @@ def _nothing_left_behind():
 
     pytest is made a subreaper, so whatever a test leaves running comes back
     to it here instead of disappearing under the machine's init. The run gets
-    a private TMPDIR, which must be empty at the end (pytest's own directory
-    aside), and /tmp must not have gained anything named like ours.
+    a private TMPDIR, handed to every process a test starts, which must be
+    empty at the end (pytest's own directory aside).
     """
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-    before = _tmp_entries()
     private = tempfile.mkdtemp(prefix=PRIVATE_TMPDIR)
     os.environ["TMPDIR"] = tempfile.tempdir = private
+    subprocess.Popen = _PrivateTmpPopen  # type: ignore[misc]
     yield
     deadline = time.monotonic() + 10
     while (left := tree.descendants(os.getpid())) and time.monotonic() < deadline:
@@ -97,15 +102,14 @@ def _nothing_left_behind():
     described = [_describe(pid) for pid in left]
     tree.signal_each(left, signal.SIGKILL)
     _reap()
-    added = sorted(_tmp_entries() - before)
-    added += sorted(f"{private}/{name}" for name in os.listdir(private)
-                    if not name.startswith("pytest-of-"))
+    added = sorted(f"{private}/{name}" for name in os.listdir(private)
+                   if not name.startswith("pytest-of-"))
     shutil.rmtree(private, ignore_errors=True)
     problems = []
     if described:
         problems.append(f"processes left running: {described}")
     if added:
-        problems.append(f"/tmp entries left: {added}")
+        problems.append(f"temporary entries left: {added}")
     if problems:
         pytest.fail("the test run left things behind: " + "; ".join(problems), pytrace=False)
 

@@ -34,6 +34,10 @@ VENV_PYTHON = REPO / ".venv" / "bin" / "python"  # with torch: `make test` insta
 TIMEOUT = 30.0  # a generous bound for anything that should take milliseconds
 
 
+class ExactEnv(dict[str, str]):
+    """An environment handed to a process exactly (conftest adds the run's TMPDIR to others)."""
+
+
 def require_root() -> None:
     if os.geteuid() != 0:
         pytest.skip("needs root (PID namespaces, chroot, nsenter)")

@@ -47,6 +47,10 @@ from supervisor.core.terminal import Terminal
 if TYPE_CHECKING:
     from supervisor.logs.relay import ChildOutput
 
+# After a stop signal, sm-entry exits within the stop timeout and this; a drain's waits
+# (output still to read or to write) are cut to fit.
+STOP_MARGIN = 1.5
+MIN_DRAIN_WAIT = 0.1
 # How often to look whether the rest of a child's tree is gone.
 TREE_POLL_INTERVAL = 0.05
 DEFAULT_DRAIN_TIMEOUT = 5.0
@@ -151,6 +155,7 @@ class Child:
     kill_deadline: float | None = None
     killing: bool = False
     timers: list[Any] = field(default_factory=list)
+    shares_terminal: bool = False  # given our terminal's foreground (not a pty of its own)
     followed: dict[int, str] = field(default_factory=dict)  # FOLLOWING: root PID -> command
     followed_status: dict[int, int] = field(default_factory=dict)  # their wait statuses
 
@@ -172,6 +177,7 @@ class Supervisor:
         log: Any,
         stop_timeout: float,
         terminal: Terminal | None = None,
+        tty: Any = None,
         drain_timeout: float = DEFAULT_DRAIN_TIMEOUT,
         signal_scope: str = "child",
         merge_echoes: bool = False,
@@ -181,11 +187,13 @@ class Supervisor:
         self.stop_timeout = stop_timeout
         self.drain_timeout = drain_timeout
         self.terminal = terminal
+        self.tty = tty  # core.ttyproxy.TtyProxy: our stdout is a terminal, children get ptys
         self.signal_scope = signal_scope
         # Frozen: any signal repeated within the echo window is one signal.
         # Always: a second stop signal within it is not a second request.
         self.merge_echoes = merge_echoes
         self.stop_signal: int | None = None  # the outside signal that asked sm-entry to stop
+        self.stop_asked_at: float | None = None  # when (loop time): the exit is due soon after
         self.on_first_spawn: Callable[[], object] | None = None  # runs once the child runs
         # Told of a stop instead of the children being stopped at once: serve drains first.
         self.on_stop: Callable[[int], object] | None = None
@@ -216,16 +224,23 @@ class Supervisor:
     # starting -------------------------------------------------------------
     def start(self, spec: ChildSpec, stop_timeout: float | None = None) -> Child:
         """Start a child in its own process group; raise when it cannot be executed."""
-        preexec = self.terminal.child_setup() if self.terminal else None
         output = spec.output
+        controlling = output.controlling_tty if output is not None else None
+        terminal = self.terminal if controlling is None else None
+        preexec = terminal.child_setup() if terminal else None
+        if controlling is not None and self.tty is not None:
+            # A session of its own, its pty the controlling terminal (Ctrl-C, job control).
+            preexec = self.tty.child_setup(controlling)
         try:
             popen = subprocess.Popen(
                 list(spec.argv),
                 env=dict(spec.env),
                 cwd=spec.cwd,
+                stdin=output.child_stdin() if output else None,
                 stdout=output.child_fd("stdout") if output else None,
                 stderr=output.child_fd("stderr") if output else None,
-                process_group=0,
+                process_group=None if controlling is not None else 0,
+                start_new_session=controlling is not None,
                 restore_signals=True,
                 close_fds=True,
                 pass_fds=spec.pass_fds,
@@ -242,8 +257,9 @@ class Supervisor:
         self.started[spec.name] = self.started.get(spec.name, 0) + 1
         if output:
             output.started(popen.pid)
-        if self.terminal:
-            self.terminal.give_to(child.pgid)
+        if terminal:
+            terminal.give_to(child.pgid)
+        child.shares_terminal = terminal is not None
         if self.on_first_spawn is not None:
             announce, self.on_first_spawn = self.on_first_spawn, None
             announce()
@@ -308,6 +324,7 @@ class Supervisor:
         if self.stop_signal is not None:
             return
         self.stop_signal = signum
+        self.stop_asked_at = self.loop.time()
         self.log.info("stop requested", signal=signal_name(signum),
                       stop_timeout_s=self.stop_timeout)
         if self.on_stop is not None:
@@ -379,6 +396,19 @@ class Supervisor:
                            child_pid=child.pid)
             self._tree_gone(child)
 
+    def drain_wait(self) -> float:
+        """How long to wait for output still to come (or to be written), now.
+
+        The drain timeout; after a stop signal, no more than what is left until
+        the stop timeout and STOP_MARGIN have passed since it came: the platform
+        SIGKILLs us soon after, and our exit must come first, whatever our
+        stdout does (a stalled log driver).
+        """
+        if self.stop_asked_at is None:
+            return self.drain_timeout
+        left = self.stop_asked_at + self.stop_timeout + STOP_MARGIN - self.loop.time()
+        return max(MIN_DRAIN_WAIT, min(self.drain_timeout, left))
+
     # the tree -------------------------------------------------------------
     def _tree_of(self, child: Child) -> list[int]:
         """The child's processes: its main process and descendants; once it exited, orphans."""
@@ -407,6 +437,9 @@ class Supervisor:
 
     # signals --------------------------------------------------------------
     def _on_signal(self, signum: int) -> None:
+        if signum == signal.SIGWINCH and self.tty is not None:
+            self.tty.resize()  # the kernel tells the children, through their ptys
+            return
         now = self.loop.time()
         last = self._last_signal_at.get(signum)
         if (last is not None and now - last < SIGNAL_ECHO_WINDOW
@@ -465,7 +498,7 @@ class Supervisor:
         child.ended_at = self.loop.time()
         # Tell Popen it is reaped, so it never waits for a recycled PID.
         child.popen.returncode = os.waitstatus_to_exitcode(status)
-        if self.terminal:
+        if self.terminal and child.shares_terminal:
             self.terminal.take_back()
         rest = self._orphans()
         if (rest and child.spec.follow and status == 0 and child.state is ChildState.RUNNING
@@ -543,7 +576,7 @@ class Supervisor:
         child.state = ChildState.DRAINING
         output.on_closed = lambda: self._finish(child)
         output.drain_started()
-        child.timers.append(self.loop.call_later(self.drain_timeout, self._stop_draining, child))
+        child.timers.append(self.loop.call_later(self.drain_wait(), self._stop_draining, child))
 
     def _stop_draining(self, child: Child) -> None:
         output = child.spec.output
@@ -560,7 +593,7 @@ class Supervisor:
                            drain_timeout_s=self.drain_timeout)
         if child.state is ChildState.DRAINING:
             child.timers.append(
-                self.loop.call_later(self.drain_timeout, self._stop_draining, child))
+                self.loop.call_later(self.drain_wait(), self._stop_draining, child))
 
     def _finish(self, child: Child) -> None:
         if child.state is ChildState.DONE:

@@ -97,9 +97,13 @@ def _view(pid: int, seen_cpu: float) -> ProcessView | None:
     fields = stat[stat.rindex(b")") + 2:].split()
     cpu = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
     name = stat[stat.index(b"(") + 1:stat.rindex(b")")].decode("utf-8", "replace")
+    from supervisor.redact import redact_args
+
+    # A command line may hold a token (`mpirun -x HF_TOKEN=...`): this goes to the log and
+    # into output/failure, the job's FailureReason.
     return ProcessView(pid=pid, state=fields[0].decode(), cpu_s=round(cpu - seen_cpu, 2),
                        wchan="" if wchan == "0" else wchan,
-                       command=" ".join(argv) if argv else f"[{name}]")
+                       command=" ".join(redact_args(argv)) if argv else f"[{name}]")
 
 
 def duration(seconds: float) -> str:

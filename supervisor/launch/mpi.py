@@ -71,6 +71,24 @@ def split_custom_options(text: str) -> tuple[str, list[str]]:
     return nccl_debug, rest
 
 
+def remote_shell(custom_options: str) -> list[str]:
+    """How mpirun reaches the workers: the custom options' plm_rsh_agent (the first of its
+    `a : b` choices) and plm_rsh_args, else ssh. The master's report goes the same way."""
+    _, words = split_custom_options(custom_options)
+    agent, extra = "ssh", ""
+    for index, word in enumerate(words[:-2]):
+        if word in ("-mca", "--mca"):
+            name, value = words[index + 1], words[index + 2]
+            if name == "plm_rsh_agent":
+                agent = value.split(":")[0].strip() or "ssh"
+            elif name == "plm_rsh_args":
+                extra = value
+    try:
+        return [*shlex.split(agent), *shlex.split(extra)]
+    except ValueError:
+        return [*agent.split(), *extra.split()]
+
+
 @dataclass(frozen=True)
 class Mpi:
     """One host's part of an MPI job."""

@@ -34,6 +34,7 @@ POLL = 0.5  # seconds between looks at the report file and the process tree
 # After the last orted ended, how long the master's report may take to arrive.
 REPORT_WAIT = 60.0
 SESSIONS_WAIT = 5.0  # for the report's own SSH session to close before sshd is stopped
+DAEMONS = ("orted", "prted")  # what mpirun starts on each worker (Open MPI 4, 5)
 MISSING_SSHD = ("needed on MPI worker hosts, where mpirun starts the ranks over SSH: install "
                 "an SSH server in the image (Debian/Ubuntu: apt-get install openssh-server) "
                 "and give the hosts a key they accept from each other")
@@ -92,10 +93,14 @@ def _comm(pid: int) -> str:
 class MpiWorker:
     """Runs sshd as our main child and waits for the master's report (or a stop)."""
 
-    def __init__(self, supervisor: Supervisor, log: Any, master: str) -> None:
+    def __init__(self, supervisor: Supervisor, log: Any, master: str,
+                 first_session_wait: float = 15 * 60.0) -> None:
         self.supervisor = supervisor
         self.log = log
         self.master = master
+        # The master may spend long on its code, its requirements, its other workers; but a
+        # master that died before mpirun must not leave us waiting forever.
+        self.first_session_wait = first_session_wait
 
     async def run(self, sshd: str, env: dict[str, str], cwd: str, output: Any) -> Report | None:
         """The master's report; None when we were stopped first. Raises when sshd fails."""
@@ -122,6 +127,7 @@ class MpiWorker:
         seen: set[int] = set()
         quiet_since: float | None = None
         loop = self.supervisor.loop
+        started = loop.time()
         while True:
             report = self._read(path)
             if report is not None:
@@ -135,13 +141,18 @@ class MpiWorker:
                     f"(see its lines above): mpirun on {self.master} cannot start ranks here")
             # With plm_rsh_no_tree_spawn, orted daemonizes: its parent exits and it becomes
             # ours (we are PID 1 or a subreaper), not sshd's. So look in our whole tree.
-            orteds = [pid for pid in tree.descendants(os.getpid()) if _comm(pid) == "orted"]
+            # (Open MPI 5's daemon is prted.)
+            orteds = [pid for pid in tree.descendants(os.getpid()) if _comm(pid) in DAEMONS]
             for pid in orteds:
                 if pid not in seen:
                     seen.add(pid)
                     ranks = tree.descendants(pid)
                     self.log.info("MPI worker: mpirun started its daemon here", orted_pid=pid,
                                   rank_pids=ranks)
+            if not seen and loop.time() - started >= self.first_session_wait:
+                return Report(1, f"the master ({self.master}) did not start the MPI job on this "
+                                 f"host within {self.first_session_wait:g} s (--host-wait); "
+                                 "see its log", self.master)
             if orteds or not seen:
                 quiet_since = None
             elif quiet_since is None:

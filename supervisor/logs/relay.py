@@ -266,6 +266,7 @@ class ChildOutput:
         relay_stderr: bool = True,
         activity: Any = None,
         tags: RankTags | None = None,
+        tty: Any = None,
     ) -> None:
         self.loop = loop
         self.activity = activity
@@ -278,8 +279,15 @@ class ChildOutput:
         self.relays: dict[str, StreamRelay] = {}
         self._pipes: dict[str, tuple[int, int]] = {}
         self._written_mark = -1
+        # Our stdout is a terminal (core.ttyproxy): the child writes to ptys of its own (stdout
+        # always, stderr when ours is a terminal too), read like pipes.
+        self.tty = tty
+        self.ptys: set[str] = set()
         for stream, wanted in (("stdout", relay_stdout), ("stderr", relay_stderr)):
-            if wanted:
+            if tty is not None and (stream == "stdout" or os.isatty(2)):
+                self._pipes[stream] = tty.open_pty()
+                self.ptys.add(stream)
+            elif wanted:
                 read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
                 # Over /proc/sys/fs/pipe-max-size this fails: the default 64 KiB still works.
                 with contextlib.suppress(OSError):
@@ -292,8 +300,22 @@ class ChildOutput:
         pipe = self._pipes.get(stream)
         return pipe[1] if pipe else None
 
+    @property
+    def controlling_tty(self) -> int | None:
+        """The slave side of the child's stdout pty, when it has one."""
+        return self._pipes["stdout"][1] if "stdout" in self.ptys and "stdout" in self._pipes \
+            else None
+
+    def child_stdin(self) -> int | None:
+        """The child's stdin: its pty when our stdin is a terminal we read, else ours."""
+        if self.tty is not None and self.tty.interactive:
+            return self.controlling_tty
+        return None
+
     def started(self, child_pid: int | None) -> None:
         """The child has its ends: close ours and start relaying."""
+        if self.tty is not None and "stdout" in self._pipes:
+            self.tty.attach(self._pipes["stdout"][0])
         for stream, (read_fd, write_fd) in self._pipes.items():
             os.close(write_fd)
             fields = {**self.fields, "pid": child_pid}
@@ -301,9 +323,9 @@ class ChildOutput:
             if self.log_format == "json":
                 render = JsonRecordRenderer(stream, fields,
                                             self.tags.slots if self.tags else None).render
-            elif self.log_format == "text":
+            elif self.log_format == "text" and stream not in self.ptys:
                 render = TextRecordRenderer().render
-            else:
+            else:  # raw; and a terminal gets the child's bytes as it wrote them (progress bars)
                 render = None
             framer: Any
             if self.tags is not None:
@@ -373,4 +395,6 @@ class ChildOutput:
 
     def _relay_closed(self) -> None:
         if self.closed:
+            if self.tty is not None:
+                self.tty.detach()
             self.on_closed()

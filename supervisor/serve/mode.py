@@ -30,7 +30,9 @@ MIB = 1024 * 1024
 # A ready backend whose /ping times out while requests are in flight is busy, not dead, as
 # long as it answered something within this (when no request timeout says otherwise).
 DEFAULT_BUSY_TIMEOUT = 600.0
-DRAIN_MARGIN = 4.0  # after the stop timeout, what the model server still gets before SIGKILL
+# After the stop timeout, what the model server still gets before SIGKILL of its tree: our
+# exit comes within the stop timeout and 2 s (SageMaker's SIGKILL: 30 s after its SIGTERM).
+DRAIN_MARGIN = 1.0
 
 
 def backend_command(settings: Settings, environ: Mapping[str, str]) -> list[str]:
@@ -185,8 +187,7 @@ async def _drain(loop: Any, settings: Settings, log: Any, server: Any, front: Fr
         drained = True
     except TimeoutError:
         drained = False
-    # The model server gets the rest of the stop timeout and a margin: SageMaker's SIGKILL
-    # comes 30 s after its SIGTERM, our default stop timeout is 25 s.
+    # The model server gets the rest of the stop timeout and a margin.
     grace = max(DRAIN_MARGIN, settings.stop_timeout + DRAIN_MARGIN - (loop.time() - started))
     await backend.stop(grace)
     backend_task.cancel()

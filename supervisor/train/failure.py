@@ -377,23 +377,20 @@ def describe(
         why = (f"it did not exit within the {stop_timeout:g} s stop timeout"
                if killed_by_us == "stop timeout" else f"a {killed_by_us} followed")
         parts.append(
-            f"{program} was stopped: {origin} came from outside (StopTrainingJob or a spot "
-            f"interruption) and {why}, so sm-entry killed it with SIGKILL (exit code "
-            f"{exit_code})."
+            f"{program} was stopped: {origin} came from outside sm-entry and {why}, so "
+            f"sm-entry killed it with SIGKILL (exit code {exit_code})."
         )
     elif died_of is not None:
         text = f"{program} was killed by {_signal_text(died_of)}"
         if stop_signal is not None and died_of == stop_signal:
-            text += (", which sm-entry forwarded from outside (StopTrainingJob or a spot "
-                     "interruption)")
+            text += ", which sm-entry forwarded from outside"
         elif died_of == signal.SIGKILL and not oom:
             text += f", not sent by sm-entry: {OOM_HINT}"
         parts.append(f"{text} (exit code {exit_code}).")
     else:
         text = f"{program} exited with code {exit_code}"
         if stop_signal is not None:
-            text += (f" after sm-entry forwarded {_signal_text(stop_signal)} from outside "
-                     "(StopTrainingJob or a spot interruption)")
+            text += f" after sm-entry forwarded {_signal_text(stop_signal)} from outside"
         if exit_code == 137 and not oom:
             text += " (137 = 128+SIGKILL: most likely killed for running out of memory)"
         parts.append(text + ".")

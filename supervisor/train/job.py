@@ -9,15 +9,17 @@ requirements, run the program under the process core, and leave
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import signal
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from supervisor import errors
 from supervisor.core import memory, outcome
-from supervisor.core.process import ChildResult, ChildSpec, Supervisor
+from supervisor.core.process import Child, ChildResult, ChildSpec, Supervisor
 from supervisor.settings import Settings
 from supervisor.train import failure
 from supervisor.train.layout import Layout
@@ -34,6 +36,9 @@ REQUIREMENTS = "requirements.txt"
 REPORT_SSH_OPTIONS = ("-n", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10",
                       "-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=2")
 REPORT_WAIT_TEXT = "when its ranks have ended (after a wait) or when the platform stops it"
+SSH_CANNOT_CONNECT = 255  # ssh's own failure (no connection), not the remote command's
+REPORT_FIRST_RETRY = 1.0
+REPORT_MAX_RETRY = 10.0
 DOWNLOAD_STOP_WAIT = 2.0  # seconds a stop waits for a download to notice it
 
 
@@ -54,6 +59,7 @@ class Training:
         # Read at start (app.py): our cgroup's OOM-kill count then tells OOM for certain.
         self.clock = clock
         self.mpi_workers: list[str] = []  # an MPI master's workers, until told the outcome
+        self.remote_shell: list[str] = ["ssh"]  # how the master reaches them (plm_rsh_agent)
 
     async def run(self) -> int:
         try:
@@ -75,13 +81,27 @@ class Training:
         cfg = read_config(layout)
         self.fields["host"] = str(cfg.resource_config.get("current_host") or self.fields["host"])
         self.mpi_workers = mpi_workers(self.settings, cfg)  # told how the job ends, come what may
+        if self.mpi_workers:
+            from supervisor.launch.mpi import CUSTOM_OPTIONS, remote_shell
+            from supervisor.train import environment
+
+            framework = environment.distribution(cfg).framework
+            self.remote_shell = remote_shell(str(framework.get(CUSTOM_OPTIONS) or ""))
         submit = submit_directory(cfg, self.environ)
         if submit:
             done = await self._deliver(submit)
-            self.log.info("code delivered" if done else "code already in the image; submit "
-                          "directory not used", source=submit, code_dir=layout.code_dir,
-                          action=done)
+            from supervisor.train.sourcedir import IN_PLACE
+
+            if done == IN_PLACE:  # the SDK's local mode mounts source_dir there, and names it
+                self.log.info("code in place: the submit directory is the code directory",
+                              code_dir=layout.code_dir)
+            else:
+                self.log.info("code delivered" if done else "code already in the image; "
+                              "submit directory not used", source=submit,
+                              code_dir=layout.code_dir, action=done)
         job = plan(self.settings, self.environ, cfg)
+        for warning in job.warnings:
+            self.log.warning(warning)
         env, argv = job.env, job.command()
         self.log.info("training job", hosts=job.hosts, current_host=job.current_host,
                       master=job.master, num_cpus=job.num_cpus, num_gpus=job.num_gpus,
@@ -93,7 +113,8 @@ class Training:
             return outcome.EXIT_OK
         if len(job.hosts) > 1:
             await hosts.wait_for_hosts(job.hosts, self.settings.host_wait, self.log,
-                                       self.supervisor.loop.time, self._sleep)
+                                       self.supervisor.loop.time, self._sleep,
+                                       off_loop=self._off_loop)
         requirements = os.path.join(layout.code_dir, REQUIREMENTS)
         if os.path.isfile(requirements):
             await self._install(
@@ -106,7 +127,8 @@ class Training:
             return await self._mpi_worker(job)
         if job.mpi is not None and job.mpi.workers:
             await hosts.wait_for_ssh(job.mpi.workers, self.settings.host_wait, self.log,
-                                     self.supervisor.loop.time, self._sleep)
+                                     self.supervisor.loop.time, self._sleep,
+                                     off_loop=self._off_loop)
         code = await self._run_program(argv, env, failure.program_label(job.program),
                                        mpi=job.mpi, tags=job.rank_tags)
         await self._report_to_workers(code)
@@ -124,7 +146,7 @@ class Training:
             self.watchdog.close()
             self.watchdog = None
         tail = failure.StderrTail()
-        worker = MpiWorker(self.supervisor, self.log, job.mpi.master)
+        worker = MpiWorker(self.supervisor, self.log, job.mpi.master, self.settings.host_wait)
         report = await worker.run(job.launched[0], job.env, self.layout.code_dir,
                                   self.make_output([tail]))
         if report is None:
@@ -138,7 +160,12 @@ class Training:
         return report.exit_code
 
     async def _report_to_workers(self, code: int) -> None:
-        """Tell each MPI worker how the job ended (over SSH), so that it exits too."""
+        """Tell each MPI worker how the job ended (over SSH), so that it exits too.
+
+        A worker whose sshd does not answer yet (ssh's exit 255: it is still
+        installing its requirements, say) is asked again, with backoff, until
+        --host-wait; after a stop signal, only while the stop leaves time.
+        """
         workers, self.mpi_workers = self.mpi_workers, []
         if not workers:
             return
@@ -151,23 +178,69 @@ class Training:
                                                     errors="replace") as handle:
                 reason = failure.truncate(handle.read(failure.MAX_REASON_CHARS + 1))
         command = report_command(Report(code, reason, str(self.fields["host"])))
-        children = []
-        for host in workers:
-            # Also after a stop signal: the workers end now rather than after a wait.
-            spec = ChildSpec(argv=["ssh", *REPORT_SSH_OPTIONS, host, command],
-                             env=dict(self.environ), name="mpi report", output=self.make_output([]),
-                             part_of_stop=True)
-            try:
-                children.append((host, self.supervisor.start(spec)))
-            except errors.EntryError as exc:
-                self.log.warning("cannot tell the MPI workers how the job ended",
-                                 error=exc.message)
-                break
-        for host, child in children:
+        loop = self.supervisor.loop
+        deadline = loop.time() + self.settings.host_wait
+        shell = self.remote_shell
+        options = list(REPORT_SSH_OPTIONS) if os.path.basename(shell[0]) == "ssh" else []
+        pending = list(workers)
+        delay = REPORT_FIRST_RETRY
+        while pending:
+            attempt = [(host, self._start_report([*shell, *options, host, command]))
+                       for host in pending]
+            pending = []
+            for host, child in attempt:
+                if child is None:
+                    return
+                result = await self._report_done(child, deadline)
+                if result.exit_code == SSH_CANNOT_CONNECT and self._report_time_left(deadline):
+                    pending.append(host)
+                elif result.exit_code != 0:
+                    self.log.warning("could not tell an MPI worker how the job ended; it stops "
+                                     f"{REPORT_WAIT_TEXT}", host=host, exit_code=result.exit_code)
+            if pending:
+                self.log.info("MPI workers not reachable yet: asking again", hosts=pending,
+                              in_s=delay)
+                if not await self._pause(min(delay, self._report_time_left(deadline))):
+                    return
+                delay = min(delay * 2, REPORT_MAX_RETRY)
+
+    def _start_report(self, argv: list[str]) -> Child | None:
+        # Also after a stop signal: the workers end now rather than after a wait.
+        spec = ChildSpec(argv=argv, env=dict(self.environ), name="mpi report",
+                         output=self.make_output([]), part_of_stop=True)
+        try:
+            return self.supervisor.start(spec, stop_timeout=1.0)
+        except errors.EntryError as exc:
+            self.log.warning("cannot tell the MPI workers how the job ended", error=exc.message)
+            return None
+
+    def _report_time_left(self, deadline: float) -> float:
+        """Seconds the report may still take: --host-wait, or what a stop leaves."""
+        left = deadline - self.supervisor.loop.time()
+        if self.supervisor.stop_signal is not None:
+            left = min(left, self.supervisor.drain_wait())
+        return max(0.0, left)
+
+    async def _report_done(self, child: Child, deadline: float) -> ChildResult:
+        """The report's ssh, stopped when its time is up (a connection that hangs)."""
+        timer = self.supervisor.loop.call_later(
+            max(0.1, self._report_time_left(deadline)), self.supervisor.stop_child, child)
+        try:
             result: ChildResult = await child.done
-            if result.exit_code != 0:
-                self.log.warning("could not tell an MPI worker how the job ended; it stops "
-                                 f"{REPORT_WAIT_TEXT}", host=host, exit_code=result.exit_code)
+        finally:
+            timer.cancel()
+        return result
+
+    async def _pause(self, seconds: float) -> bool:
+        """A wait between two reports; after a stop, not past what the stop leaves."""
+        if seconds <= 0:
+            return False
+        if self.supervisor.stop_signal is None:
+            return await self.supervisor.sleep(seconds)
+        waiter = self.supervisor.loop.create_future()
+        self.supervisor.loop.call_later(seconds, _settle_once, waiter, True)
+        await waiter
+        return True
 
     async def _deliver(self, submit: str) -> str | None:
         """The code into place; a download runs in a thread, so that a stop is seen meanwhile."""
@@ -214,6 +287,31 @@ class Training:
         for stale in (layout.failure_file, layout.success_file):
             with contextlib.suppress(FileNotFoundError):
                 os.remove(stale)
+
+    async def _off_loop(self, check: Callable[[], list[str]], limit: float,
+                        default: list[str]) -> list[str]:
+        """`check()` in a thread, so that a resolver or connection that hangs holds nothing:
+        its result within `limit` seconds, else `default`; a stop signal ends the job at once."""
+        loop = self.supervisor.loop
+        future = loop.create_future()
+
+        def run() -> None:
+            try:
+                result = check()
+            except Exception:  # a look that failed: as if nothing were found
+                result = default
+            with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits
+                loop.call_soon_threadsafe(_settle_once, future, result)
+
+        threading.Thread(target=run, name="sm-entry host wait", daemon=True).start()
+        timer = loop.call_later(limit, _settle_once, future, default)
+        try:
+            if not await self.supervisor.wait_for(future):
+                self._stopped("the wait for the other hosts")
+        finally:
+            timer.cancel()
+        result: list[str] = future.result()
+        return result
 
     async def _sleep(self, seconds: float) -> None:
         """Wait on the loop; a stop signal ends the wait (and the job) at once."""
@@ -324,6 +422,7 @@ class Plan:
     distribution_hosts: tuple[str, ...] = ()
     mpi: Mpi | None = None  # an MPI job: this host's part (master or worker)
     rank_tags: RankTags | None = None  # the launcher tags its ranks' lines: how to read them
+    warnings: tuple[str, ...] = ()  # said once as the job starts (a network interface missing)
 
     @property
     def mpi_worker(self) -> bool:
@@ -377,6 +476,13 @@ def plan(settings: Settings, environ: Mapping[str, str],
     user_args = environment.user_args(cfg)
     distribution = environment.distribution(cfg)
     launcher = torchrun.choose(settings.launcher, distribution.framework)
+    notes: list[str] = []
+    if launcher in ("torchrun", "mpi"):
+        from supervisor.launch import network
+
+        interface, note = network.usable_interface(distribution.interface)
+        distribution = dataclasses.replace(distribution, interface=interface)
+        notes += [note] if note else []
     launched: list[str] = []
     takes_part = True
     mpi = None
@@ -429,6 +535,7 @@ def plan(settings: Settings, environ: Mapping[str, str],
         distribution_hosts=tuple(distribution.hosts),
         mpi=mpi,
         rank_tags=rank_tags,
+        warnings=tuple(notes),
     )
 
 
@@ -437,6 +544,12 @@ async def run(settings: Settings, environ: Mapping[str, str], supervisor: Superv
               clock: JobClock | None = None) -> int:
     return await Training(settings, environ, supervisor, log, make_output, fields,
                           watchdog, clock).run()
+
+
+def _settle_once(future: Any, result: object) -> None:
+    """The first of a thread's answer and its time limit wins."""
+    if not future.done():
+        future.set_result(result)
 
 
 def _settle(future: Any, result: object, exception: BaseException | None) -> None:

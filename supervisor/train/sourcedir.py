@@ -46,6 +46,9 @@ def submit_directory(consumed_hyperparameters: dict[str, object],
     return environ.get("SAGEMAKER_SUBMIT_DIRECTORY") or None
 
 
+IN_PLACE = "in place: the submit directory is the code directory"
+
+
 def deliver(source: str, code_dir: str, cancelled: Callable[[], bool] = lambda: False,
             binary: str | None = None) -> str | None:
     """Put the submit directory's files into `code_dir`; returns what was done, or None.
@@ -54,9 +57,12 @@ def deliver(source: str, code_dir: str, cancelled: Callable[[], bool] = lambda: 
     `cancelled` is polled during a download (a stop asked meanwhile); `binary`
     is the frozen binary we run as, which carries what a download over TLS loads.
     """
+    local = source[len("file://"):] if source.startswith("file://") else source
     try:
         os.makedirs(code_dir, exist_ok=True)
         _undo_interrupted_delivery(code_dir)
+        if "://" not in local and os.path.isdir(local) and os.path.samefile(local, code_dir):
+            return IN_PLACE  # mounted there (the SDK's local mode does, and names it too)
         if os.listdir(code_dir):
             return None
     except OSError as exc:

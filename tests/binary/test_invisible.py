@@ -10,6 +10,7 @@ from tests.support import (
     DYNAMIC_BINARY,
     STATIC_BINARY,
     SYSTEM_PYTHON,
+    ExactEnv,
     Run,
     require_binary,
     require_root,
@@ -39,8 +40,8 @@ def parse_env0(data: bytes) -> dict[str, str]:
 @pytest.mark.parametrize("user_tmpdir", [False, True])
 def test_child_environment_is_exactly_what_sm_entry_was_given(binary, tmp_path, ld_library_path,
                                                                user_tmpdir):
-    env = {"PATH": "/usr/bin:/bin", "HOME": "/root", "LANG": "C.UTF-8", "FOO": "bar baz",
-           "SM_ENTRY_LOG_FORMAT": "raw"}
+    env = ExactEnv({"PATH": "/usr/bin:/bin", "HOME": "/root", "LANG": "C.UTF-8", "FOO": "bar baz",
+                    "SM_ENTRY_LOG_FORMAT": "raw"})
     if ld_library_path is not None:
         env["LD_LIBRARY_PATH"] = ld_library_path
     if user_tmpdir:

@@ -1,6 +1,7 @@
 """An MPI worker's wait, with a stand-in for sshd: `mpi_worker_harness.py DIR MODE`.
 
-MODE `silent`: "sshd" runs an `orted` (sleep under that name) that ends, and no report ever
+MODE `never`: "sshd" runs and no MPI session ever comes (a master that died before
+mpirun). MODE `silent`: "sshd" runs an `orted` (sleep under that name) that ends, and no report ever
 comes. MODE `dies`: "sshd" exits at once, as with no host keys. MODE `reports`: "sshd" writes
 the master's report to the file its `-o SetEnv=` names. Prints `report CODE REASON` or
 `error MESSAGE`, then `sshd running N` and `exit`.
@@ -22,6 +23,7 @@ from supervisor.core.process import Supervisor  # noqa: E402
 from supervisor.launch import mpiworker  # noqa: E402
 
 SCRIPTS = {
+    "never": 'exec sleep 60',
     "silent": '"$(dirname "$0")/orted" 0.3; exec sleep 60',
     "dies": 'echo "sshd: no hostkeys available -- exiting." >&2; exit 1',
     # (written whole, then renamed, as the master's report_command does)
@@ -49,7 +51,7 @@ def main():
     os.chmod(sshd, 0o755)
     loop = EventLoop()
     supervisor = Supervisor(loop, Log(), 5.0)
-    worker = mpiworker.MpiWorker(supervisor, Log(), "algo-1")
+    worker = mpiworker.MpiWorker(supervisor, Log(), "algo-1", first_session_wait=1.0)
 
     async def job():
         try:

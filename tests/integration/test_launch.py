@@ -9,12 +9,13 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from supervisor.core import tree
-from tests.support import CHILDREN, VENV_PYTHON, Run, require_tool, torch_problem
+from tests.support import CHILDREN, VENV_PYTHON, Run, require_root, require_tool, torch_problem
 
 HYPERPARAMETERS = {"sagemaker_program": '"allreduce.py"',
                    "sagemaker_torch_distributed_enabled": "true",
@@ -149,3 +150,37 @@ def test_a_stop_reaches_the_ranks_through_torchrun_and_none_is_left(sm_entry, to
         assert "SIGTERM" in (torch_job / "output" / "failure").read_text()
     finally:
         proc.close()
+
+
+def test_a_stop_during_a_host_wait_on_a_hanging_resolver_ends_at_once(sm_entry, tmp_path):
+    """The other hosts' names go to a DNS server that never answers (a black hole): a look
+    blocks for seconds, off the loop, and SIGTERM still ends the job within a second."""
+    require_root()
+    unshare = require_tool("unshare")
+    root = tmp_path / "ml"
+    (root / "input" / "config").mkdir(parents=True)
+    (root / "input" / "config" / "resourceconfig.json").write_text(json.dumps(
+        {"current_host": "algo-1", "hosts": ["algo-1", "algo-2"]}))
+    resolv = tmp_path / "resolv.conf"
+    resolv.write_text("nameserver 10.255.255.1\noptions timeout:10 attempts:3\n")
+    hosts = tmp_path / "hosts"
+    hosts.write_text("127.0.0.1 localhost algo-1\n")
+    script = (f"mount --bind {resolv} /etc/resolv.conf && mount --bind {hosts} /etc/hosts && "
+              'exec "$@"')
+    run = Run([unshare, "--mount", "sh", "-c", script, "sh", *sm_entry, "--root", str(root),
+               "train", "--", "true"],
+              env={"PATH": "/usr/local/bin:/usr/bin:/bin", "SM_ENTRY_LOG_FORMAT": "json",
+                   "TMPDIR": str(tmp_path)})
+    try:
+        deadline = time.monotonic() + 30
+        seen = b""
+        while b"waiting for hosts to resolve" not in seen and time.monotonic() < deadline:
+            seen += run.proc.stderr.read1(65536)
+        assert b"waiting for hosts to resolve" in seen
+        time.sleep(1)  # inside a look that takes 30 s
+        started = time.monotonic()
+        run.kill(signal.SIGTERM)
+        assert 128 + signal.SIGTERM == run.proc.wait(10)
+        assert time.monotonic() - started < 1.5
+    finally:
+        run.close()

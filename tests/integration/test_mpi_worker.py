@@ -28,6 +28,13 @@ def test_a_master_that_never_reports_fails_the_worker_after_its_ranks_ended(tmp_
     assert "mpirun started its daemon here" in events  # the orted was seen, then its end
 
 
+def test_a_master_that_never_starts_mpirun_fails_the_worker_after_the_host_wait(tmp_path):
+    out, _ = worker(tmp_path, "never")
+    assert out[0].startswith("report 1 the master (algo-1) did not start the MPI job on this "
+                             "host within 1 s (--host-wait)")
+    assert ["sshd running 0", "exit"] == out[1:]
+
+
 def test_an_sshd_that_exits_is_an_error_naming_it(tmp_path):
     out, events = worker(tmp_path, "dies")
     assert out[0].startswith("error sshd exited with code 1 before the MPI job ended")

@@ -498,3 +498,33 @@ def test_the_job_summary_is_a_short_block_in_text_format(sm_entry):
         assert block[1].startswith("  wall ") and block[2].startswith("  peak memory ")
     finally:
         proc.close()
+
+
+NOISY_AND_DEAF = ["sh", "-c", "trap '' TERM; yes 'a line of output nobody reads'"]
+
+
+@pytest.mark.parametrize("mode", ["command", "train", "serve"])
+def test_a_stop_ends_on_time_whatever_stdout_does(sm_entry, tmp_path, mode):
+    """Our stdout is never read (a stalled log driver) and the job ignores SIGTERM: from the
+    stop signal to our exit, at most the stop timeout and 2 s (the platform's SIGKILL is near)."""
+    argv = {"command": [*sm_entry, "--stop-timeout", "2", *NOISY_AND_DEAF],
+            "train": [*sm_entry, "--root", str(tmp_path / "ml"), "--stop-timeout", "2", "train",
+                      "--", *NOISY_AND_DEAF],
+            "serve": [*sm_entry, "--stop-timeout", "2", "serve", "--port", "0", "--",
+                      *NOISY_AND_DEAF]}[mode]
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE,
+                            env={"PATH": os.environ["PATH"], "SM_ENTRY_LOG_FORMAT": "json"})
+    try:
+        time.sleep(2)  # long enough for every buffer between it and us to fill
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+        elapsed = time.monotonic() - started
+        assert elapsed < 2 + 2 + 0.5, elapsed  # (0.5 s: a loaded machine's scheduling)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()

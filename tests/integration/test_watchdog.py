@@ -48,3 +48,23 @@ def test_silence_is_reported_again_while_it_lasts_and_warn_does_not_stop(sm_entr
         assert all(p["cpu_s"] < 1 for w in warnings for p in w["processes"])
     finally:
         proc.close()
+
+
+def test_a_hanging_jobs_token_is_neither_logged_nor_in_the_failure_file(sm_entry, tmp_path):
+    root = tmp_path / "ml"
+    (root / "code").mkdir(parents=True)
+    (root / "code" / "stuck.py").write_text("import time\ntime.sleep(60)\n")
+    proc = Run([*sm_entry, "--root", str(root), "--log-format", "json", "train",
+                "--hang-timeout", "1", "--hang-action", "stop", "--", "python3", "stuck.py",
+                "HF_TOKEN=hf_very_secret", "--api-key", "sk-also-secret"],
+               env={"PATH": "/usr/local/bin:/usr/bin:/bin"})
+    try:
+        assert 143 == proc.wait(timeout=60)
+        text = proc.stderr_text() + "\n".join(proc.lines)
+        failure = (root / "output" / "failure").read_text()
+        assert "stuck.py" in failure  # the process is named ...
+        for secret in ("hf_very_secret", "sk-also-secret"):  # ... its secrets are not
+            assert secret not in text and secret not in failure
+        assert "HF_TOKEN=<redacted>" in failure and "--api-key <redacted>" in failure
+    finally:
+        proc.close()

@@ -138,7 +138,7 @@ def run_module(name: str, module: Module, resume: bool) -> tuple[str, float, int
     # of a run that hangs before it can clean up, so the lane removes what is left.
     scratch = Path(tempfile.mkdtemp(prefix=f"sm-entry-mutation-{name}-"))
     env = {**os.environ, "PYTHONPATH": str(tree / "tests" / "mutation"), "PYTHONDONTWRITEBYTECODE": "1",
-           "SM_ENTRY_TESTS_SHARED_TMP": "1", "TMPDIR": str(scratch)}
+           "TMPDIR": str(scratch)}
     started = time.monotonic()
     try:
         with open(tree / "mutmut.log", "w") as log:

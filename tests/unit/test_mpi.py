@@ -50,6 +50,19 @@ def test_custom_options_give_nccl_debug_and_the_rest_verbatim(text, nccl_debug, 
     assert (nccl_debug, rest) == mpi.split_custom_options(text)
 
 
+@pytest.mark.parametrize(("text", "shell"), [
+    ("", ["ssh"]),
+    ("-x FOO", ["ssh"]),
+    ("-mca plm_rsh_args '-p 2222'", ["ssh", "-p", "2222"]),
+    ("--mca plm_rsh_agent /usr/bin/rsh", ["/usr/bin/rsh"]),
+    ("-mca plm_rsh_agent 'ssh : rsh' -mca plm_rsh_args '-p 2222 -i key'",
+     ["ssh", "-p", "2222", "-i", "key"]),
+    ("-mca plm_rsh_agent", ["ssh"]),  # no value: mpirun says so, the report goes by ssh
+])
+def test_the_report_reaches_the_workers_as_mpirun_does(text, shell):
+    assert shell == mpi.remote_shell(text)
+
+
 def two_hosts(**framework):
     return Mpi(hosts=["algo-1", "algo-2"], current_host="algo-1", master="algo-1",
                processes_per_host=2, interface="eth0",

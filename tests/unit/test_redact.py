@@ -20,6 +20,15 @@ from supervisor.redact import (
     (["--index-url", "https://user:tok@pypi.example/simple"],
      ["--index-url", "https://user:<redacted>@pypi.example/simple"]),
     (["python3", "train.py"], ["python3", "train.py"]),
+    # NAME=VALUE wherever it stands in an argv: mpirun's exports, env's assignments
+    (["mpirun", "-x", "HF_TOKEN=hf_abc", "-x", "WANDB_API_KEY=xyz", "-x", "NCCL_DEBUG=INFO",
+      "python3", "t.py"],
+     ["mpirun", "-x", "HF_TOKEN=<redacted>", "-x", "WANDB_API_KEY=<redacted>", "-x",
+      "NCCL_DEBUG=INFO", "python3", "t.py"]),
+    (["env", "aws_secret_access_key=abc", "db.password=x", "lr=0.1", "x=TOKEN", "=TOKEN"],
+     ["env", "aws_secret_access_key=<redacted>", "db.password=<redacted>", "lr=0.1", "x=TOKEN",
+      "=TOKEN"]),
+    (["train.py", "my_token=a=b"], ["train.py", "my_token=<redacted>"]),
 ])
 def test_argv(args, shown):
     assert shown == redact_args(args)

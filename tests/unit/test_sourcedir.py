@@ -403,3 +403,14 @@ def test_a_staging_directory_that_cannot_be_made_is_named(tmp_path, monkeypatch)
     with pytest.raises(errors.SetupError) as info:
         extract_archive(path, str(code))
     assert str(info.value) == f"{path}: cannot stage into {code}: No space left on device"
+
+
+def test_a_submit_directory_that_is_the_code_directory_is_in_place(tmp_path):
+    from supervisor.train.sourcedir import IN_PLACE, deliver
+
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "train.py").write_text("print(1)\n")
+    assert IN_PLACE == deliver(str(code), str(code))  # the SDK mounts it there, and names it
+    assert IN_PLACE == deliver(f"file://{code}", str(code))
+    assert deliver(str(tmp_path / "other"), str(code)) is None  # code already there: not used
