@@ -20,7 +20,8 @@ STATICX_DIR := build/staticx
 # installed when missing (as root), so `make test` works on a fresh machine.
 BUILD_PACKAGES := python3-venv python3-dev gcc libc6-dev patch patchelf binutils scons
 TEST_PACKAGES := busybox-static podman runc tini hyperfine util-linux iproute2 procps \
-	openmpi-bin openssh-client openssh-server curl openjdk-17-jre-headless
+	openmpi-bin openssh-client openssh-server curl openjdk-17-jre-headless \
+	docker.io docker-compose debootstrap
 BENCH_PACKAGES := wrk nginx-light
 SOURCES := $(shell find supervisor -name '*.py') build.spec pyproject.toml
 
@@ -64,6 +65,24 @@ $(TOOLKIT_VENV)/.installed: tests/toolkit/requirements-pytorch-inference.txt | b
 	$(TOOLKIT_VENV)/bin/python -m pip install -q -r tests/toolkit/requirements-pytorch-inference.txt
 	touch $@
 
+# The SageMaker Python SDK v2 for its local mode (tests/binary/test_sdk_local.py), in a venv of
+# its own: its boto3, pandas and numpy pins are not ours.
+SDK_VENV := build/venv-sagemaker-sdk
+$(SDK_VENV)/.installed: tests/sdk_local/requirements.txt | build-deps
+	rm -rf $(SDK_VENV) && $(BUILD_PYTHON) -m venv $(SDK_VENV)
+	$(SDK_VENV)/bin/python -m pip install -q --upgrade pip
+	$(SDK_VENV)/bin/python -m pip install -q -r tests/sdk_local/requirements.txt
+	touch $@
+
+# The SageMaker training toolkit and the PyTorch containers' framework toolkit, pinned, for the
+# launch parity test (tests/binary/test_toolkit_launch_parity.py runs tests/toolkit/launch/probe.py).
+TRAINING_TOOLKIT_VENV := build/venv-sagemaker-training
+$(TRAINING_TOOLKIT_VENV)/.installed: tests/toolkit/launch/requirements.txt | build-deps
+	rm -rf $(TRAINING_TOOLKIT_VENV) && $(BUILD_PYTHON) -m venv $(TRAINING_TOOLKIT_VENV)
+	$(TRAINING_TOOLKIT_VENV)/bin/python -m pip install -q --upgrade pip
+	$(TRAINING_TOOLKIT_VENV)/bin/python -m pip install -q --no-deps -r tests/toolkit/launch/requirements.txt
+	touch $@
+
 # staticx from its pinned sdist, with our patch to its bootloader. Built
 # without pip's build isolation: under it, the scons that builds the bootloader
 # fails to import the standard library here.
@@ -95,7 +114,8 @@ dist/sm-entry: dist/sm-entry-dynamic $(STATICX_DIR)/.installed
 
 build: dist/sm-entry
 
-test: build test-deps $(VENV)/.torch $(TOOLKIT_VENV)/.installed
+test: build test-deps $(VENV)/.torch $(TOOLKIT_VENV)/.installed $(TRAINING_TOOLKIT_VENV)/.installed \
+		$(SDK_VENV)/.installed
 	$(PY) -m pytest -q tests
 
 # The source-level tests only (no build): the [static] variants and the binary

@@ -261,14 +261,17 @@ def _key_values(ctx: click.Context, param: click.Parameter,
               metavar="SECONDS", help="Multi-host: how long the other hosts may take to resolve "
               "(and, for MPI, to start their SSH daemons).")
 @click.option("--launcher", envvar="SM_ENTRY_LAUNCHER", show_envvar=True,
-              type=click.Choice(["auto", "torchrun", "mpi", "none"]), default="auto",
+              type=click.Choice(["auto", "torchrun", "mpi", "smddp", "none"]), default="auto",
               show_default=True,
-              help="Start the program under torchrun on every host of the job (one rank per "
-              "GPU, else per Neuron core, else sagemaker_mpi_num_of_processes_per_host); or "
-              "under mpirun from the master, the other hosts running sshd (needs mpirun and "
-              "sshd in the image; sagemaker_mpi_num_of_processes_per_host, else one rank per "
-              "GPU, else 1); or alone. auto: mpi when sagemaker_mpi_enabled, torchrun when "
-              "the hyperparameters enable torch_distributed or pytorch_ddp.")
+              help="Start the program under torchrun on every host of the job; or under "
+              "mpirun from the master, the other hosts running sshd (needs mpirun and sshd "
+              "in the image); smddp: mpirun as SageMaker's data parallel library starts it "
+              "(smddprun before the program when installed); or alone. Ranks per host: "
+              "sagemaker_mpi_num_of_processes_per_host, else one per GPU, else per Neuron "
+              "core, else 1. The EFA settings of the toolkit follow the instance type. auto: "
+              "as the PyTorch containers choose: mpi when sagemaker_mpi_enabled, smddp for "
+              "pytorch_ddp, torchrun for torch_distributed, smddp for "
+              "distributed_dataparallel.")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 @click.pass_context
 def train(ctx: click.Context, /, hyperparameters: tuple[tuple[str, str], ...],

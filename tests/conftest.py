@@ -26,7 +26,7 @@ signal.signal(signal.SIGQUIT, signal.SIG_DFL)
 signal.signal(signal.SIGHUP, signal.SIG_DFL)
 # Modules whose every test needs root (namespaces, chroot, podman).
 ROOT_MODULES = {"test_pid1", "test_chroot", "test_podman", "test_torch_job", "test_multihost",
-                "test_oom"}
+                "test_oom", "test_sdk_local", "test_toolkit_launch_parity"}
 
 
 @pytest.fixture(params=["source", pytest.param("static", marks=pytest.mark.binary)])

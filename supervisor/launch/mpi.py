@@ -6,6 +6,9 @@ other hosts run an SSH daemon, through which mpirun starts its daemon
 the toolkit's: one slot per rank on each host, the ranks mapped by slot (so
 rank r runs on host r // P), TCP on the cluster's interface only, the job
 aborted as soon as a rank exits non-zero, every line tagged with its rank.
+Two flavours, as the toolkit's two runners: MPI (sagemaker_mpi_enabled) and
+SMDataParallel (smddp: the same launch with `smddprun` before the program
+and its own options and exports).
 """
 
 from __future__ import annotations
@@ -19,19 +22,17 @@ from typing import Any
 from supervisor import errors
 from supervisor.executables import find_on_path
 
-PROCESSES_PER_HOST = "sagemaker_mpi_num_of_processes_per_host"
 NUM_PROCESSES = "sagemaker_mpi_num_processes"
 CUSTOM_OPTIONS = "sagemaker_mpi_custom_mpi_options"
+SMDDP_CUSTOM_OPTIONS = "sagemaker_distributed_dataparallel_custom_mpi_options"
+SMDDP_SERVER_PORT = 7592
+MISSING_SMDDPRUN = ("smddprun (SageMaker's data parallel library) is not on PATH: the ranks run "
+                    "without it, as the toolkit does")
 DEFAULT_NCCL_DEBUG = "INFO"
 # Passed on to every rank when set here (the toolkit's list).
 CREDENTIALS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 MISSING_MPIRUN = ("needed on the master host to launch an MPI job (sagemaker_mpi_enabled): "
                   "install Open MPI in the image (Debian/Ubuntu: apt-get install openmpi-bin)")
-
-
-def processes_per_host(num_gpus: int, framework: Mapping[str, Any]) -> int:
-    """Ranks per host: sagemaker_mpi_num_of_processes_per_host, else one per GPU, else 1."""
-    return _count(PROCESSES_PER_HOST, framework) or max(1, num_gpus)
 
 
 def _count(name: str, framework: Mapping[str, Any]) -> int:
@@ -99,6 +100,13 @@ class Mpi:
     processes_per_host: int
     interface: str
     framework: Mapping[str, Any]
+    flavor: str = "mpi"  # or "smddp"
+    instance_type: str = "local"  # where the toolkit's runner reads it: which EFA exports
+
+    @property
+    def custom_options(self) -> str:
+        name = SMDDP_CUSTOM_OPTIONS if self.flavor == "smddp" else CUSTOM_OPTIONS
+        return str(self.framework.get(name) or "")
 
     @property
     def takes_part(self) -> bool:
@@ -115,8 +123,10 @@ class Mpi:
 
     @property
     def num_processes(self) -> int:
-        return (_count(NUM_PROCESSES, self.framework)
-                or self.processes_per_host * max(1, len(self.hosts)))
+        every = self.processes_per_host * max(1, len(self.hosts))
+        if self.flavor == "smddp":  # (SMDataParallel's runner does not read it)
+            return every
+        return _count(NUM_PROCESSES, self.framework) or every
 
     def rank_host(self, rank: int) -> tuple[str, int] | None:
         """(host, local rank) of a rank: mapped by slot, P slots per host in order."""
@@ -135,31 +145,38 @@ class Mpi:
         program as `python -m mpi4py`, which aborts the whole job on an
         uncaught exception instead of leaving the other ranks waiting.
         """
+        from supervisor.launch import efa
+
         mpirun = find_on_path("mpirun", environ, None)
         if mpirun is None:
             raise errors.CommandNotFound("mpirun", MISSING_MPIRUN)
+        smddp = self.flavor == "smddp"
         slots = self.processes_per_host
+        several = len(self.hosts) > 1
         # One host runs its ranks itself: no name to resolve, no SSH.
-        hosts = self.hosts if len(self.hosts) > 1 else ["localhost"]
-        host_list = hosts if slots == 1 else [f"{host}:{slots}" for host in hosts]
-        nccl_debug, custom = split_custom_options(str(self.framework.get(CUSTOM_OPTIONS) or ""))
-        argv = [
-            mpirun, "--host", ",".join(host_list), "-np", str(self.num_processes),
-            "--allow-run-as-root", "--display-map", "--tag-output",
-        ]
+        hosts = self.hosts if several else ["localhost"]
+        host_list = (hosts if slots == 1 and not (smddp and several)
+                     else [f"{host}:{slots}" for host in hosts])
+        nccl_debug, custom = split_custom_options(self.custom_options)
+        argv = [mpirun, "--host", ",".join(host_list), "-np", str(self.num_processes),
+                "--allow-run-as-root"]
+        argv += ["--tag-output", "--oversubscribe"] if smddp else ["--display-map", "--tag-output"]
         # The interface is named only when this host has it (a local run without
         # resourceconfig.json gets the toolkit's "eth0", which may not exist).
         interface = self.interface if os.path.isdir(os.path.join(net, self.interface)) else None
         if interface:
             argv += ["-mca", "btl_tcp_if_include", interface,
                      "-mca", "oob_tcp_if_include", interface]
-        argv += [
-            "-mca", "plm_rsh_no_tree_spawn", "1",
-            "-bind-to", "socket", "-map-by", "slot",
-            "-mca", "pml", "ob1", "-mca", "btl", "^openib",
-            "-mca", "orte_abort_on_non_zero_status", "1",
-            "-x", "NCCL_MIN_NRINGS=4",
-        ]
+        argv += ["-mca", "plm_rsh_no_tree_spawn", "1"]
+        if not smddp:
+            argv += ["-bind-to", "none", "-map-by", "slot"]
+        argv += ["-mca", "pml", "ob1", "-mca", "btl", "^openib",
+                 "-mca", "orte_abort_on_non_zero_status", "1",
+                 "-mca", "btl_vader_single_copy_mechanism", "none"]
+        if smddp:
+            argv += ["-mca", "plm_rsh_num_concurrent", str(max(1, len(self.hosts)))]
+        else:
+            argv += ["-x", "NCCL_MIN_NRINGS=4"]
         if interface:
             argv += ["-x", f"NCCL_SOCKET_IFNAME={interface}"]
         argv += ["-x", f"NCCL_DEBUG={nccl_debug}"]
@@ -167,10 +184,23 @@ class Mpi:
         for name in ("LD_LIBRARY_PATH", "PATH"):
             if name in environ:
                 argv += ["-x", name]
-        argv += custom
+        if smddp:
+            before, after = efa.smddp_exports(self.instance_type)
+            flag = "SMDATAPARALLEL_USE_HOMOGENEOUS" if several else "SMDATAPARALLEL_USE_SINGLENODE"
+            argv += ["-x", f"{flag}=1", *efa.export_args(before, environ), *custom,
+                     *efa.export_args(after, environ)]
+            if several:
+                argv += efa.export_args([("SMDATAPARALLEL_SERVER_ADDR", self.master),
+                                         ("SMDATAPARALLEL_SERVER_PORT", str(SMDDP_SERVER_PORT)),
+                                         ("SAGEMAKER_INSTANCE_TYPE", self.instance_type)],
+                                        environ)
+        else:
+            argv += [*custom, *efa.export_args(efa.mpi_exports(self.instance_type), environ)]
         for name in [*CREDENTIALS, *exports]:
             if name in environ:
                 argv += ["-x", name]
+        if smddp and find_on_path("smddprun", environ, None) is not None:
+            argv.append("smddprun")  # by name: mpirun starts it on every host
         if mpi4py and len(program) >= 2 and _is_python(program[0]):
             program = [program[0], "-m", "mpi4py", *program[1:]]
         return argv + list(program)

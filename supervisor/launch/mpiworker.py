@@ -47,6 +47,7 @@ class Report:
     exit_code: int
     reason: str | None
     master: str
+    ours: bool = False  # the worker's own conclusion (no report came), not the master's word
 
     def encode(self) -> str:
         return json.dumps({"exit_code": self.exit_code, "reason": self.reason,
@@ -152,7 +153,7 @@ class MpiWorker:
             if not seen and loop.time() - started >= self.first_session_wait:
                 return Report(1, f"the master ({self.master}) did not start the MPI job on this "
                                  f"host within {self.first_session_wait:g} s (--host-wait); "
-                                 "see its log", self.master)
+                                 "see its log", self.master, ours=True)
             if orteds or not seen:
                 quiet_since = None
             elif quiet_since is None:
@@ -162,7 +163,7 @@ class MpiWorker:
             elif loop.time() - quiet_since >= REPORT_WAIT:
                 return Report(1, f"the MPI run on this host ended, but the master "
                                  f"({self.master}) did not report how the job ended within "
-                                 f"{REPORT_WAIT:g} s; see its log", self.master)
+                                 f"{REPORT_WAIT:g} s; see its log", self.master, ours=True)
             if not await self.supervisor.sleep(POLL):
                 return None  # a stop signal: the core is stopping sshd and its tree
 

@@ -4,7 +4,10 @@ Each host's sm-entry starts one torchrun, its main child: our stop signals
 reach torchrun first, which stops its ranks in its own order. torchrun
 starts `nproc_per_node` ranks and meets the other hosts' torchruns at the
 master (`--master_addr`, port 7777, `--node_rank` = the host's place in the
-distribution hosts). A single host gets no rendezvous arguments.
+distribution hosts). A single host gets no rendezvous arguments. The
+environment is the toolkit's (torch_distributed.py, with the EFA settings of
+`efa`) and the PyTorch containers' (sagemaker-pytorch-training), except that
+a value the user set wins.
 """
 
 from __future__ import annotations
@@ -18,11 +21,21 @@ from supervisor import errors
 from supervisor.executables import find_on_path
 
 MASTER_PORT = 7777
-LAUNCHERS = ("auto", "torchrun", "mpi", "none")
-# The framework hyperparameters that ask for torchrun (native PyTorch DDP, torch_distributed).
-TORCHRUN_FLAGS = ("sagemaker_torch_distributed_enabled", "sagemaker_pytorch_ddp_enabled")
-MPI_FLAG = "sagemaker_mpi_enabled"
+LAUNCHERS = ("auto", "torchrun", "mpi", "smddp", "none")
+# The framework hyperparameters that ask for a launcher, in the order the PyTorch containers
+# look at them (sagemaker-pytorch-training 3.0.0): pytorchddp is SMDataParallel's mpirun.
+FLAGS = (
+    ("sagemaker_mpi_enabled", "mpi"),
+    ("sagemaker_pytorch_ddp_enabled", "smddp"),
+    ("sagemaker_torch_distributed_enabled", "torchrun"),
+    ("sagemaker_distributed_dataparallel_enabled", "smddp"),
+)
 PROCESSES_PER_HOST = "sagemaker_mpi_num_of_processes_per_host"
+NEURON_COMPILE = "RUN_NEURON_PARALLEL_COMPILE"
+MISSING_NEURON_COMPILE = ("asked for by RUN_NEURON_PARALLEL_COMPILE=1, and not on PATH: use an "
+                          "image with the Neuron SDK (aws-neuronx-tools), or unset the variable")
+# What the PyTorch containers set for every job, beside torch_distributed's own.
+PYTORCH_CONTAINER_SETTINGS = {"NCCL_IB_DISABLE": "1", "NCCL_DEBUG": "WARN"}
 
 
 def choose(requested: str, framework: Mapping[str, Any]) -> str:
@@ -33,26 +46,29 @@ def choose(requested: str, framework: Mapping[str, Any]) -> str:
     """
     if requested != "auto":
         return requested
-    if framework.get(MPI_FLAG):
-        return "mpi"
-    if any(framework.get(flag) for flag in TORCHRUN_FLAGS):
-        return "torchrun"
+    for flag, launcher in FLAGS:
+        if framework.get(flag):
+            return launcher
     return "none"
 
 
 def processes_per_host(num_gpus: int, num_neurons: int, framework: Mapping[str, Any]) -> int:
-    """Ranks per host: GPUs, else Neuron cores, else sagemaker_mpi_num_of_processes_per_host."""
+    """Ranks per host, for every launcher as the toolkit counts them:
+    sagemaker_mpi_num_of_processes_per_host when given, else GPUs, else Neuron cores, else 1."""
+    value = framework.get(PROCESSES_PER_HOST)
+    if value is not None and value != "":
+        try:
+            count = int(value) if not isinstance(value, bool) else -1
+        except (TypeError, ValueError):
+            count = -1
+        if count < 0:
+            raise errors.ConfigError(PROCESSES_PER_HOST,
+                                     f"{value!r} is not a number of processes")
+        if count > 0:
+            return count
     if num_gpus > 0:
         return num_gpus
-    if num_neurons > 0:
-        return num_neurons
-    value = framework.get(PROCESSES_PER_HOST)
-    try:
-        count = int(value) if value is not None and not isinstance(value, bool) else 0
-    except (TypeError, ValueError):
-        raise errors.ConfigError(PROCESSES_PER_HOST, f"{value!r} is not a number of processes"
-                                 ) from None
-    return count if count > 0 else 1
+    return num_neurons if num_neurons > 0 else 1
 
 
 @dataclass(frozen=True)
@@ -64,6 +80,7 @@ class Torchrun:
     master: str
     nproc_per_node: int
     interface: str  # the network interface the hosts reach each other on
+    instance_type: str = "local"  # resourceconfig's: which EFA settings apply
 
     @staticmethod
     def tees(environ: Mapping[str, str]) -> bool:
@@ -98,6 +115,11 @@ class Torchrun:
             argv = [python, "-m", "torch.distributed.run"]
         else:
             argv = [launcher]
+        if environ.get(NEURON_COMPILE) == "1":  # exactly "1", as the toolkit reads it
+            compiler = find_on_path("neuron_parallel_compile", environ, None)
+            if compiler is None:
+                raise errors.CommandNotFound("neuron_parallel_compile", MISSING_NEURON_COMPILE)
+            argv = [compiler, *argv]
         argv += ["--nnodes", str(max(1, len(self.hosts))), "--nproc_per_node",
                  str(self.nproc_per_node)]
         if len(self.hosts) > 1:
@@ -107,14 +129,18 @@ class Torchrun:
 
     def environment(self, environ: Mapping[str, str],
                     net: str = "/sys/class/net") -> dict[str, str]:
-        """What the ranks need to find each other; a value the user set wins.
+        """What the ranks need to find each other and to use EFA; a value the user set wins.
 
         The interface is named only when this host has it (a local run without
         resourceconfig.json gets the toolkit's "eth0", which may not exist).
         """
-        wanted = {"MASTER_ADDR": self.master, "MASTER_PORT": str(MASTER_PORT)}
+        from supervisor.launch import efa
+
+        wanted = efa.torchrun_settings(self.instance_type)
         if os.path.isdir(os.path.join(net, self.interface)):
             wanted["NCCL_SOCKET_IFNAME"] = wanted["GLOO_SOCKET_IFNAME"] = self.interface
+        wanted.update(PYTORCH_CONTAINER_SETTINGS)
+        wanted.update({"MASTER_ADDR": self.master, "MASTER_PORT": str(MASTER_PORT)})
         return {name: value for name, value in wanted.items() if not environ.get(name)}
 
 

@@ -233,7 +233,9 @@ class Exchange:
         if head.path == PING and head.method in PING_METHODS:
             if front.ready:
                 keep = self._keep_client()
-                self._local(front.ping_response(head.method == b"HEAD", close=not keep))
+                head_only = head.method == b"HEAD"
+                self._local(front.ping_response(head_only, close=not keep),
+                            0 if head_only else len(front.PING_BODY))
             else:
                 self._reply(503, front.not_ready_reason)
             return
@@ -384,7 +386,8 @@ class Exchange:
                 upstream.close()
         if self.swallow:
             self._local(http.simple_response(200, self.front.execution_parameters,
-                                             close=not self._keep_client()))
+                                             close=not self._keep_client()),
+                        len(self.front.execution_parameters))
             return
         assert framing is not None
         if framing.rechunk:
@@ -470,9 +473,10 @@ class Exchange:
                                              and head.method == b"HEAD"))
         self._sent(close)
 
-    def _local(self, response: bytes) -> None:
+    def _local(self, response: bytes, body_size: int) -> None:
         """A whole 200 of ours (ping, execution parameters)."""
         self.status = 200
+        self.bytes_out = body_size
         self.conn.write(response)
         self._sent(not self._keep_client())
 

@@ -107,9 +107,11 @@ class FrontState:
         self._idle_waiters: list[asyncio.Future[None]] = []
         self._tunnel_reads: dict[Any, tuple[int, float]] = {}
         self._sweeper = loop.call_later(SWEEP_INTERVAL, self._sweep)
-        ok = b'{"status":"healthy"}'
+        ok = self.PING_BODY
         self._ping = {(head, close): http.simple_response(200, ok, close=close, head_only=head)
                       for head in (False, True) for close in (False, True)}
+
+    PING_BODY = b'{"status":"healthy"}'
 
     def ping_response(self, head_only: bool, close: bool) -> bytes:
         return self._ping[head_only, close]

@@ -33,6 +33,8 @@ def run(settings: Settings, environ: Mapping[str, str], out: TextIO) -> int:
     hosts = ", ".join(plan.hosts)
     out.write(f"hosts: {hosts} (this host {plan.current_host}, master {plan.master})\n")
     out.write(f"cpus: {plan.num_cpus}  gpus: {plan.num_gpus}\n")
+    for warning in plan.warnings:
+        out.write(f"warning: {warning}\n")
     if plan.submit_directory:
         out.write(f"submit directory: {plan.submit_directory} (into {layout.code_dir})\n")
     if plan.install_package:

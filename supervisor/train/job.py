@@ -40,6 +40,7 @@ SSH_CANNOT_CONNECT = 255  # ssh's own failure (no connection), not the remote co
 REPORT_FIRST_RETRY = 1.0
 REPORT_MAX_RETRY = 10.0
 DOWNLOAD_STOP_WAIT = 2.0  # seconds a stop waits for a download to notice it
+MPI_LAUNCHERS = ("mpi", "smddp")  # mpirun from the master, sshd on the workers
 
 
 class Training:
@@ -82,11 +83,14 @@ class Training:
         self.fields["host"] = str(cfg.resource_config.get("current_host") or self.fields["host"])
         self.mpi_workers = mpi_workers(self.settings, cfg)  # told how the job ends, come what may
         if self.mpi_workers:
-            from supervisor.launch.mpi import CUSTOM_OPTIONS, remote_shell
+            from supervisor.launch.mpi import CUSTOM_OPTIONS, SMDDP_CUSTOM_OPTIONS, remote_shell
+            from supervisor.launch.torchrun import choose
             from supervisor.train import environment
 
             framework = environment.distribution(cfg).framework
-            self.remote_shell = remote_shell(str(framework.get(CUSTOM_OPTIONS) or ""))
+            name = (SMDDP_CUSTOM_OPTIONS if choose(self.settings.launcher, framework) == "smddp"
+                    else CUSTOM_OPTIONS)
+            self.remote_shell = remote_shell(str(framework.get(name) or ""))
         submit = submit_directory(cfg, self.environ)
         if submit:
             done = await self._deliver(submit)
@@ -155,8 +159,11 @@ class Training:
         if report.exit_code == outcome.EXIT_OK:
             self._succeed()
             return outcome.EXIT_OK
-        self._fail(f"The MPI job failed on the master host {report.master} (exit code "
-                   f"{report.exit_code}): {report.reason or 'see its log'}")
+        if report.ours:
+            self._fail(str(report.reason))
+        else:
+            self._fail(f"The MPI job failed on the master host {report.master} (exit code "
+                       f"{report.exit_code}): {report.reason or 'see its log'}")
         return report.exit_code
 
     async def _report_to_workers(self, code: int) -> None:
@@ -444,7 +451,7 @@ def mpi_workers(settings: Settings, cfg: TrainingConfig) -> list[str]:
     from supervisor.train import environment
 
     distribution = environment.distribution(cfg)
-    if (torchrun.choose(settings.launcher, distribution.framework) != "mpi"
+    if (torchrun.choose(settings.launcher, distribution.framework) not in MPI_LAUNCHERS
             or distribution.current_host != distribution.master):
         return []
     return [host for host in distribution.hosts if host != distribution.master]
@@ -477,7 +484,7 @@ def plan(settings: Settings, environ: Mapping[str, str],
     distribution = environment.distribution(cfg)
     launcher = torchrun.choose(settings.launcher, distribution.framework)
     notes: list[str] = []
-    if launcher in ("torchrun", "mpi"):
+    if launcher in ("torchrun", *MPI_LAUNCHERS):
         from supervisor.launch import network
 
         interface, note = network.usable_interface(distribution.interface)
@@ -487,32 +494,43 @@ def plan(settings: Settings, environ: Mapping[str, str],
     takes_part = True
     mpi = None
     rank_tags = None
+    ranks_per_host = torchrun.processes_per_host(resources.num_gpus, resources.num_neurons,
+                                                 distribution.framework)
     if launcher == "torchrun":
+        from supervisor.launch import efa
+
         run = torchrun.Torchrun(
             hosts=distribution.hosts, current_host=distribution.current_host,
             master=distribution.master, interface=distribution.interface,
-            nproc_per_node=torchrun.processes_per_host(
-                resources.num_gpus, resources.num_neurons, distribution.framework))
+            nproc_per_node=ranks_per_host,
+            instance_type=efa.instance_type(cfg.resource_config, distribution.framework))
         takes_part = run.takes_part
         if takes_part:
             env.update(run.environment(env))
             launched = run.command([*argv, *user_args], env)
             if run.tees(env):
                 rank_tags = RankTags("torchrun", run.nproc_per_node, run.first_rank)
-    elif launcher == "mpi":
+    elif launcher in MPI_LAUNCHERS:
+        from supervisor.executables import find_on_path
+        from supervisor.launch import efa
         from supervisor.launch import mpi as mpi_launch
 
         mpi = mpi_launch.Mpi(
             hosts=distribution.hosts, current_host=distribution.current_host,
             master=distribution.master, interface=distribution.interface,
-            processes_per_host=mpi_launch.processes_per_host(resources.num_gpus,
-                                                             distribution.framework),
-            framework=distribution.framework)
+            processes_per_host=ranks_per_host, framework=distribution.framework,
+            flavor=launcher, instance_type=efa.instance_type(
+                cfg.resource_config, distribution.framework, smddp=launcher == "smddp"))
         takes_part = mpi.takes_part
         if takes_part and mpi.is_master:
-            launched = mpi.command([*argv, *user_args], env, sorted(toolkit_env),
+            # The toolkit passes on its SM_* variables and PYTHONPATH (not CURRENT_HOST &c.).
+            exports = [name for name in sorted(toolkit_env) if name.startswith("SM_")]
+            exports += ["PYTHONPATH"] if "PYTHONPATH" in toolkit_env else []
+            launched = mpi.command([*argv, *user_args], env, exports,
                                    mpi4py=mpi_launch.has_mpi4py(argv[0], env))
             rank_tags = RankTags("mpirun", mpi.processes_per_host)
+            if launcher == "smddp" and find_on_path("smddprun", env, None) is None:
+                notes.append(mpi_launch.MISSING_SMDDPRUN)
         elif takes_part:
             from supervisor.launch.mpiworker import find_sshd
 

@@ -310,3 +310,44 @@ def test_sigterm_to_the_master_stops_every_rank_through_mpirun_and_both_hosts_fa
     assert code == worker_code, worker_stderr[-3000:]
     assert (roots["algo-2"] / "output" / "failure").read_text() == (
         f"The MPI job failed on the master host algo-1 (exit code {code}): {reason}")
+
+
+def test_a_worker_whose_sshd_refuses_the_report_for_a_while_still_gets_it(mpi_cluster):
+    # The report goes the way mpirun went (plm_rsh_agent): here an ssh that fails as ssh does
+    # when it cannot connect (exit 255) for the report's first 5 s, then lets it through.
+    agent = mpi_cluster.tmp_path / "flaky-ssh"
+    first = mpi_cluster.tmp_path / "first-report"
+    agent.write_text(
+        "#!/bin/sh\n"
+        'case "$*" in *SM_ENTRY_MPI_REPORT*)\n'
+        f'  [ -f {first} ] || date +%s > {first}\n'
+        f'  [ $(($(date +%s) - $(cat {first}))) -ge 5 ] || exit 255;;\n'
+        "esac\n"
+        'exec ssh "$@"\n')
+    agent.chmod(0o755)
+    mpi_cluster.hyperparameters = {**MPI_HYPERPARAMETERS, "sagemaker_mpi_custom_mpi_options":
+                                   f'"-x FAIL_RANK -x HOLD -mca plm_rsh_agent {agent}"'}
+    roots = {host: mpi_cluster.root(host) for host in HOSTS}
+    worker = mpi_cluster.train("algo-2", roots["algo-2"])
+    master = mpi_cluster.train("algo-1", roots["algo-1"])
+    (code, stderr), (worker_code, worker_stderr) = finish(master), finish(worker)
+    assert 0 == code, stderr[-3000:]
+    assert 0 == worker_code, worker_stderr[-3000:]  # told by the master, not by a fallback
+    assert first.exists()
+    retries = [r for r in records(stderr) if r.get("msg") == "MPI workers not reachable yet: "
+               "asking again"]
+    assert retries and ["algo-2"] == retries[0]["hosts"]
+    assert (roots["algo-2"] / "output" / "success").exists()
+
+
+def test_a_master_killed_before_mpirun_fails_the_worker_at_its_own_deadline(mpi_cluster):
+    roots = {host: mpi_cluster.root(host) for host in HOSTS}
+    master = mpi_cluster.train("algo-1", roots["algo-1"])
+    master.kill()  # before it could start anything on the worker
+    started = time.monotonic()
+    worker = mpi_cluster.train("algo-2", roots["algo-2"], host_wait="6")
+    worker_code, worker_stderr = finish(worker)
+    assert 1 == worker_code, worker_stderr[-3000:]
+    assert time.monotonic() - started < 60
+    assert (roots["algo-2"] / "output" / "failure").read_text().startswith(
+        "the master (algo-1) did not start the MPI job on this host within 6 s (--host-wait)")

@@ -9,6 +9,7 @@ import signal
 import socket
 import sys
 import time
+from operator import itemgetter
 from pathlib import Path
 
 import pytest
@@ -83,6 +84,8 @@ def test_an_oversized_body_is_413_and_execution_parameters_are_answered(serve):
     status, _, body = server.request("GET", "/execution-parameters")
     assert 200 == status
     assert {"MaxConcurrentTransforms": 3, "BatchStrategy": "SINGLE_RECORD", "MaxPayloadInMB": 1} == json.loads(body)
+    line = server.run.wait_for_line(r'"path":"/execution-parameters"', timeout=10)
+    assert (200, len(body)) == itemgetter("status", "bytes_out")(json.loads(line.string))
     assert 0 == server.stop()
 
 

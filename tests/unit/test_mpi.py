@@ -1,12 +1,13 @@
 """The MPI launcher: ranks per host, mpirun's argv, the master's report to its workers."""
 
+import dataclasses
 import json
 import subprocess
 
 import pytest
 
 from supervisor import errors
-from supervisor.launch import mpi
+from supervisor.launch import efa, mpi
 from supervisor.launch.mpi import Mpi
 from supervisor.launch.mpiworker import REPORT_VARIABLE, Report, find_sshd, report_command
 
@@ -16,25 +17,6 @@ def executable(path):
     path.write_text("#!/bin/sh\n")
     path.chmod(0o755)
     return str(path)
-
-
-@pytest.mark.parametrize(("gpus", "framework", "count"), [
-    (0, {}, 1),
-    (8, {}, 8),
-    (8, {"sagemaker_mpi_num_of_processes_per_host": 2}, 2),  # the hyperparameter wins
-    (0, {"sagemaker_mpi_num_of_processes_per_host": "3"}, 3),
-    (4, {"sagemaker_mpi_num_of_processes_per_host": 0}, 4),
-    (0, {"sagemaker_mpi_num_of_processes_per_host": ""}, 1),
-])
-def test_ranks_per_host_are_the_hyperparameter_else_one_per_gpu_else_one(gpus, framework, count):
-    assert count == mpi.processes_per_host(gpus, framework)
-
-
-@pytest.mark.parametrize("value", ["two", -1, True])
-def test_a_number_of_processes_that_is_not_one_is_named(value):
-    with pytest.raises(errors.ConfigError, match="sagemaker_mpi_num_of_processes_per_host") as info:
-        mpi.processes_per_host(0, {"sagemaker_mpi_num_of_processes_per_host": value})
-    assert info.value.message.endswith(f"{value!r} is not a number of processes")
 
 
 @pytest.mark.parametrize(("text", "nccl_debug", "rest"), [
@@ -81,14 +63,93 @@ def test_the_master_runs_mpirun_over_every_host_with_the_toolkits_options(tmp_pa
     assert [mpirun, "--host", "algo-1:2,algo-2:2", "-np", "4", "--allow-run-as-root",
             "--display-map", "--tag-output",
             "-mca", "btl_tcp_if_include", "eth0", "-mca", "oob_tcp_if_include", "eth0",
-            "-mca", "plm_rsh_no_tree_spawn", "1", "-bind-to", "socket", "-map-by", "slot",
+            "-mca", "plm_rsh_no_tree_spawn", "1", "-bind-to", "none", "-map-by", "slot",
             "-mca", "pml", "ob1", "-mca", "btl", "^openib",
             "-mca", "orte_abort_on_non_zero_status", "1",
+            "-mca", "btl_vader_single_copy_mechanism", "none",
             "-x", "NCCL_MIN_NRINGS=4", "-x", "NCCL_SOCKET_IFNAME=eth0", "-x", "NCCL_DEBUG=WARN",
             "-x", "LD_LIBRARY_PATH", "-x", "PATH", "-x", "FOO",
             "-x", "AWS_ACCESS_KEY_ID", "-x", "AWS_SECRET_ACCESS_KEY", "-x", "AWS_SESSION_TOKEN",
             "-x", "PYTHONPATH", "-x", "SM_MODEL_DIR",
             "/usr/bin/python3", "train.py", "--lr", "0.1"] == argv
+
+
+def exports(argv):
+    return [argv[i + 1] for i, word in enumerate(argv) if word == "-x"]
+
+
+@pytest.mark.parametrize(("instance_type", "efa"), [
+    ("ml.p4d.24xlarge", ["FI_PROVIDER=efa", "NCCL_PROTO=simple", "FI_EFA_USE_DEVICE_RDMA=1"]),
+    ("ml.g5.48xlarge", ["FI_PROVIDER=efa", "NCCL_PROTO=simple"]),
+    ("ml.c5.18xlarge", []),
+])
+def test_mpi_exports_the_efa_settings_after_the_custom_options_and_the_users_win(
+        tmp_path, instance_type, efa):
+    executable(tmp_path / "bin" / "mpirun")
+    job = dataclasses.replace(two_hosts(sagemaker_mpi_custom_mpi_options="-x FOO"),
+                              instance_type=instance_type)
+    env = {"PATH": str(tmp_path / "bin"), "SM_HOSTS": "[]"}
+    argv = job.command(["./run.sh"], env, ["SM_HOSTS"], net=str(tmp_path))
+    assert ["NCCL_MIN_NRINGS=4", "NCCL_DEBUG=INFO", "PATH", "FOO", *efa, "SM_HOSTS"] == exports(argv)
+    env["FI_PROVIDER"] = "sockets"
+    assert ("FI_PROVIDER" in exports(job.command(["./run.sh"], env, [], net=str(tmp_path)))
+            ) == bool(efa)
+
+
+def smddp(hosts, instance_type="ml.p4d.24xlarge", **framework):
+    return Mpi(hosts=hosts, current_host="algo-1", master="algo-1", processes_per_host=8,
+               interface="eth0", framework=framework, flavor="smddp",
+               instance_type=instance_type)
+
+
+def test_smddp_on_two_hosts_is_the_toolkits_mpirun_with_smddprun(tmp_path):
+    mpirun = executable(tmp_path / "bin" / "mpirun")
+    executable(tmp_path / "bin" / "smddprun")
+    (tmp_path / "net" / "eth0").mkdir(parents=True)
+    env = {"PATH": str(tmp_path / "bin"), "SM_HOSTS": "[]"}
+    job = smddp(["algo-1", "algo-2"], sagemaker_distributed_dataparallel_custom_mpi_options=(
+        "--NCCL_DEBUG WARN -x FOO=1"), sagemaker_mpi_num_processes=3)
+    argv = job.command(["/usr/bin/python3", "train.py", "--lr", "1"], env, ["SM_HOSTS"],
+                       mpi4py=True, net=str(tmp_path / "net"))
+    assert [mpirun, "--host", "algo-1:8,algo-2:8", "-np", "16", "--allow-run-as-root",
+            "--tag-output", "--oversubscribe",
+            "-mca", "btl_tcp_if_include", "eth0", "-mca", "oob_tcp_if_include", "eth0",
+            "-mca", "plm_rsh_no_tree_spawn", "1", "-mca", "pml", "ob1", "-mca", "btl", "^openib",
+            "-mca", "orte_abort_on_non_zero_status", "1",
+            "-mca", "btl_vader_single_copy_mechanism", "none",
+            "-mca", "plm_rsh_num_concurrent", "2",
+            "-x", "NCCL_SOCKET_IFNAME=eth0", "-x", "NCCL_DEBUG=WARN", "-x", "PATH",
+            "-x", "SMDATAPARALLEL_USE_HOMOGENEOUS=1", "-x", "FI_PROVIDER=efa",
+            "-x", "RDMAV_FORK_SAFE=1", "-x", "FOO=1",
+            "-x", "NCCL_PROTO=simple", "-x", "FI_EFA_USE_DEVICE_RDMA=1",
+            "-x", "SMDATAPARALLEL_SERVER_ADDR=algo-1", "-x", "SMDATAPARALLEL_SERVER_PORT=7592",
+            "-x", "SAGEMAKER_INSTANCE_TYPE=ml.p4d.24xlarge", "-x", "SM_HOSTS",
+            "smddprun", "/usr/bin/python3", "-m", "mpi4py", "train.py", "--lr", "1"] == argv
+
+
+def test_smddp_on_one_host_runs_singlenode_and_without_smddprun_the_program_alone(tmp_path):
+    executable(tmp_path / "bin" / "mpirun")
+    argv = smddp(["algo-1"], instance_type="ml.g5.12xlarge").command(
+        ["./run.sh"], {"PATH": str(tmp_path / "bin")}, [], net=str(tmp_path))
+    assert "localhost:8" == argv[argv.index("--host") + 1]
+    assert ["NCCL_DEBUG=INFO", "PATH", "SMDATAPARALLEL_USE_SINGLENODE=1", "FI_PROVIDER=efa",
+            "RDMAV_FORK_SAFE=1"] == exports(argv)
+    assert ["RDMAV_FORK_SAFE=1", "./run.sh"] == argv[-2:]  # no smddprun: the program alone
+    assert "1" == argv[argv.index("plm_rsh_num_concurrent") + 1]
+
+
+def test_smddp_reads_its_own_custom_options_and_its_instance_type_hyperparameter_first():
+    job = smddp(["algo-1"], sagemaker_mpi_custom_mpi_options="-x MPI",
+                sagemaker_distributed_dataparallel_custom_mpi_options="-x SMDDP")
+    assert "-x SMDDP" == job.custom_options
+    assert "-x MPI" == dataclasses.replace(job, flavor="mpi").custom_options
+    hp = {"sagemaker_instance_type": "ml.p4d.24xlarge"}
+    config = {"current_instance_type": "ml.c5.xlarge"}
+    assert "ml.p4d.24xlarge" == efa.instance_type(config, hp, smddp=True)
+    assert "ml.c5.xlarge" == efa.instance_type(config, hp)  # torchrun, MPI: resourceconfig's
+    assert "ml.c5.xlarge" == efa.instance_type(config, {"sagemaker_instance_type": None},
+                                               smddp=True)  # instance groups: null
+    assert "local" == efa.instance_type({}, {})
 
 
 def test_one_slot_per_host_names_the_hosts_alone_and_num_processes_overrides(tmp_path):

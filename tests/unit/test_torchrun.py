@@ -10,7 +10,12 @@ from supervisor.launch.torchrun import Torchrun
 @pytest.mark.parametrize(("requested", "framework", "chosen"), [
     ("auto", {}, "none"),
     ("auto", {"sagemaker_torch_distributed_enabled": True}, "torchrun"),
-    ("auto", {"sagemaker_pytorch_ddp_enabled": True}, "torchrun"),
+    ("auto", {"sagemaker_pytorch_ddp_enabled": True}, "smddp"),  # as the PyTorch containers
+    ("auto", {"sagemaker_distributed_dataparallel_enabled": True}, "smddp"),
+    ("auto", {"sagemaker_pytorch_ddp_enabled": True,
+              "sagemaker_torch_distributed_enabled": True}, "smddp"),  # their order
+    ("auto", {"sagemaker_torch_distributed_enabled": True,
+              "sagemaker_distributed_dataparallel_enabled": True}, "torchrun"),
     ("auto", {"sagemaker_torch_distributed_enabled": False}, "none"),
     ("auto", {"sagemaker_torch_distributed_enabled": "False"}, "torchrun"),  # a truthy string
     ("auto", {"sagemaker_mpi_enabled": True, "sagemaker_pytorch_ddp_enabled": True}, "mpi"),
@@ -24,20 +29,25 @@ def test_the_launcher_is_the_one_asked_for_else_what_the_hyperparameters_enable(
 
 @pytest.mark.parametrize(("gpus", "neurons", "framework", "count"), [
     (0, 0, {}, 1),
-    (4, 0, {"sagemaker_mpi_num_of_processes_per_host": 2}, 4),
-    (0, 32, {"sagemaker_mpi_num_of_processes_per_host": 2}, 32),
-    (0, 0, {"sagemaker_mpi_num_of_processes_per_host": 2}, 2),
+    (8, 0, {}, 8),
+    (0, 32, {}, 32),
+    (4, 32, {}, 4),
+    (4, 0, {"sagemaker_mpi_num_of_processes_per_host": 2}, 2),  # the hyperparameter wins
+    (0, 32, {"sagemaker_mpi_num_of_processes_per_host": 2}, 2),
     (0, 0, {"sagemaker_mpi_num_of_processes_per_host": "3"}, 3),
-    (0, 0, {"sagemaker_mpi_num_of_processes_per_host": 0}, 1),
+    (4, 0, {"sagemaker_mpi_num_of_processes_per_host": 0}, 4),
+    (0, 0, {"sagemaker_mpi_num_of_processes_per_host": ""}, 1),
 ])
-def test_one_rank_per_gpu_else_neuron_core_else_the_hyperparameter_else_one(
+def test_ranks_per_host_are_the_hyperparameter_else_gpus_else_neuron_cores_else_one(
         gpus, neurons, framework, count):
     assert count == torchrun.processes_per_host(gpus, neurons, framework)
 
 
-def test_a_number_of_processes_that_is_not_one_is_a_config_error():
-    with pytest.raises(errors.ConfigError, match="sagemaker_mpi_num_of_processes_per_host"):
-        torchrun.processes_per_host(0, 0, {"sagemaker_mpi_num_of_processes_per_host": "two"})
+@pytest.mark.parametrize("value", ["two", -1, True])
+def test_a_number_of_processes_that_is_not_one_is_named(value):
+    with pytest.raises(errors.ConfigError, match="sagemaker_mpi_num_of_processes_per_host") as info:
+        torchrun.processes_per_host(0, 0, {"sagemaker_mpi_num_of_processes_per_host": value})
+    assert info.value.message.endswith(f"{value!r} is not a number of processes")
 
 
 def executable(path):
@@ -82,18 +92,61 @@ def test_without_torchrun_the_interpreter_runs_torch_distributed_run(tmp_path):
         TWO_HOSTS.command(["./train"], {"PATH": str(tmp_path)})
 
 
+CONTAINER = {"NCCL_PROTO": "simple", "NCCL_IB_DISABLE": "1", "NCCL_DEBUG": "WARN"}
+
+
 def test_the_ranks_learn_the_master_and_the_interface_unless_the_user_set_them(tmp_path):
     (tmp_path / "eth0").mkdir()
     assert {"MASTER_ADDR": "algo-1", "MASTER_PORT": "7777", "NCCL_SOCKET_IFNAME": "eth0",
-            "GLOO_SOCKET_IFNAME": "eth0"} == TWO_HOSTS.environment({}, str(tmp_path))
-    mine = {"GLOO_SOCKET_IFNAME": "lo", "MASTER_PORT": "1234"}
-    assert {"MASTER_ADDR": "algo-1", "NCCL_SOCKET_IFNAME": "eth0"} == TWO_HOSTS.environment(
-        mine, str(tmp_path))
+            "GLOO_SOCKET_IFNAME": "eth0", **CONTAINER} == TWO_HOSTS.environment({}, str(tmp_path))
+    mine = {"GLOO_SOCKET_IFNAME": "lo", "MASTER_PORT": "1234", "NCCL_DEBUG": "INFO"}
+    assert {"MASTER_ADDR": "algo-1", "NCCL_SOCKET_IFNAME": "eth0", "NCCL_PROTO": "simple",
+            "NCCL_IB_DISABLE": "1"} == TWO_HOSTS.environment(mine, str(tmp_path))
 
 
 def test_an_interface_this_host_lacks_is_not_named(tmp_path):
-    assert {"MASTER_ADDR": "algo-1", "MASTER_PORT": "7777"} == TWO_HOSTS.environment(
-        {}, str(tmp_path))
+    assert {"MASTER_ADDR": "algo-1", "MASTER_PORT": "7777", **CONTAINER} == (
+        TWO_HOSTS.environment({}, str(tmp_path)))
+
+
+@pytest.mark.parametrize(("instance_type", "efa"), [
+    ("ml.p4d.24xlarge", {"FI_PROVIDER": "efa", "FI_EFA_USE_DEVICE_RDMA": "1",
+                         "RDMAV_FORK_SAFE": "1"}),
+    ("ml.trn1.32xlarge", {"FI_PROVIDER": "efa", "FI_EFA_USE_DEVICE_RDMA": "1",
+                          "RDMAV_FORK_SAFE": "1"}),
+    ("ml.p6e-gb200.36xlarge", {"FI_PROVIDER": "efa", "FI_EFA_USE_DEVICE_RDMA": "1",
+                               "RDMAV_FORK_SAFE": "1"}),
+    ("ml.g5.48xlarge", {"FI_PROVIDER": "efa"}),  # EFA without RDMA
+    ("ml.g4dn.12xlarge", {"FI_PROVIDER": "efa"}),
+    ("ml.p3dn.24xlarge", {"FI_PROVIDER": "efa"}),
+    ("ml.g5.12xlarge", {}),  # no EFA
+    ("ml.p5en.48xlarge", {}),  # not in 5.1.4's lists
+    ("local", {}),
+])
+def test_the_efa_settings_follow_the_instance_type_and_the_users_win(tmp_path, instance_type,
+                                                                     efa):
+    job = Torchrun(hosts=["algo-1", "algo-2"], current_host="algo-1", master="algo-1",
+                   nproc_per_node=8, interface="eth0", instance_type=instance_type)
+    wanted = job.environment({}, str(tmp_path))
+    assert efa == {name: value for name, value in wanted.items() if name.startswith(("FI_", "RD"))}
+    mine = {"FI_PROVIDER": "sockets", "FI_EFA_USE_DEVICE_RDMA": "0", "RDMAV_FORK_SAFE": "0",
+            "NCCL_PROTO": "LL128"}
+    assert not set(mine) & set(job.environment(mine, str(tmp_path)))
+
+
+def test_neuron_parallel_compile_comes_first_when_asked_for_exactly(tmp_path):
+    launcher = executable(tmp_path / "bin" / "torchrun")
+    compiler = executable(tmp_path / "bin" / "neuron_parallel_compile")
+    env = {"PATH": str(tmp_path / "bin"), "RUN_NEURON_PARALLEL_COMPILE": "1"}
+    argv = TWO_HOSTS.command(["/usr/bin/python3", "train.py"], env)
+    assert [compiler, launcher, "--nnodes", "2"] == argv[:4]
+    for value in ("0", "true", ""):  # the toolkit reads exactly "1"
+        env["RUN_NEURON_PARALLEL_COMPILE"] = value
+        assert launcher == TWO_HOSTS.command(["/usr/bin/python3", "train.py"], env)[0]
+    (tmp_path / "bin" / "neuron_parallel_compile").unlink()
+    env["RUN_NEURON_PARALLEL_COMPILE"] = "1"
+    with pytest.raises(errors.CommandNotFound, match="RUN_NEURON_PARALLEL_COMPILE=1"):
+        TWO_HOSTS.command(["/usr/bin/python3", "train.py"], env)
 
 
 def test_a_host_outside_the_distribution_hosts_takes_no_part():

@@ -109,3 +109,27 @@ make("torch_distributed_native_launcher_exit1", hosts=H2, itype="ml.p4d.24xlarge
 make("torch_distributed_2host_p4d_exit1", hosts=H2, itype="ml.p4d.24xlarge",
      hp=dict(TD, sagemaker_instance_type="ml.p4d.24xlarge"), args=["--num-gpus", "8", "--exit-code", "1"],
      description="as torch_distributed_2host_p4d with torchrun exiting 1: ExecuteUserScriptError, failure file, exit 1")
+H3 = ["algo-1", "algo-2", "algo-3"]
+make("torch_distributed_3host_p5_worker", hosts=H3, itype="ml.p5.48xlarge",
+     hp=dict(TD, sagemaker_instance_type="ml.p5.48xlarge"), args=["--num-gpus", "8"],
+     current="algo-3",
+     description="torch_distributed, 3 x ml.p5.48xlarge seen from algo-3: --node_rank 2, EFA + RDMA")
+make("torch_distributed_2host_g4dn", hosts=H2, itype="ml.g4dn.12xlarge",
+     hp=dict(TD, sagemaker_instance_type="ml.g4dn.12xlarge"), args=["--num-gpus", "4"],
+     description="torch_distributed, 2 x ml.g4dn.12xlarge (EFA list, not RDMA), 4 GPUs")
+make("torch_distributed_2host_p6e_gb200", hosts=H2, itype="ml.p6e-gb200.36xlarge",
+     hp=dict(TD, sagemaker_instance_type="ml.p6e-gb200.36xlarge"), args=["--num-gpus", "4"],
+     description="torch_distributed, 2 x ml.p6e-gb200.36xlarge (EFA + RDMA list), 4 GPUs")
+make("torch_distributed_2host_p5en_unlisted", hosts=H2, itype="ml.p5en.48xlarge",
+     hp=dict(TD, sagemaker_instance_type="ml.p5en.48xlarge"), args=["--num-gpus", "8"],
+     description="torch_distributed, 2 x ml.p5en.48xlarge: in neither of 5.1.4's lists, no FI_*")
+make("torch_distributed_2host_trn2", hosts=H2, itype="ml.trn2.48xlarge",
+     hp=dict(TD, sagemaker_instance_type="ml.trn2.48xlarge"),
+     description="torch_distributed, 2 x ml.trn2.48xlarge: 64 Neuron cores by name (no neuron-ls), no FI_*")
+make("smddp_2host_g5", hosts=H2, itype="ml.g5.48xlarge",
+     hp=dict(SMDDP, sagemaker_instance_type="ml.g5.48xlarge"), args=["--num-gpus", "8"],
+     description="smdistributed dataparallel, 2 x ml.g5.48xlarge: FI_PROVIDER and RDMAV_FORK_SAFE whatever the type, NCCL_PROTO (EFA list), no device RDMA")
+make("smddp_2host_worker", hosts=H2, itype="ml.p4d.24xlarge",
+     hp=dict(SMDDP, sagemaker_instance_type="ml.p4d.24xlarge"), args=["--num-gpus", "8"],
+     current="algo-2",
+     description="smdistributed dataparallel seen from the worker algo-2: sshd -D")

@@ -560,6 +560,8 @@ def _parser():
                    help="start from this environment instead of the fixed minimal one")
     p.add_argument("--cases", action="store_true", help="(re)record cases/<name>/toolkit.json")
     p.add_argument("--check", action="store_true", help="with --cases: compare, don't write")
+    p.add_argument("--print", action="store_true",
+                   help="with --cases: print {name: output} as one JSON object, write nothing")
     return p
 
 
@@ -574,10 +576,11 @@ def _check_version():
         sys.exit(f"needs {TOOLKIT} in this interpreter, found {found} (see tests/toolkit/launch/README.md)")
 
 
-def run_cases(names, check):
+def run_cases(names, check, print_all=False):
     names = names or sorted(d for d in os.listdir(CASES)
                             if os.path.isfile(os.path.join(CASES, d, "case.json")))
     failed = 0
+    everything = {}
     for name in names:
         case_dir = os.path.join(CASES, name)
         with open(os.path.join(case_dir, "case.json")) as f:
@@ -587,7 +590,9 @@ def run_cases(names, check):
                     case.get("description", ""))
         text = json.dumps(got, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
         path = os.path.join(case_dir, "toolkit.json")
-        if check:
+        if print_all:
+            everything[name] = got
+        elif check:
             old = Path(path).read_text(encoding="utf-8") if os.path.exists(path) else None
             status = "ok" if old == text else "DIFFERS"
             failed += status != "ok"
@@ -596,6 +601,9 @@ def run_cases(names, check):
             with open(path, "w", encoding="utf-8") as f:
                 f.write(text)
             print(f"{name:<36} exit={got['exit_code']} {' '.join((got['argv'] or [])[:3])}")
+    if print_all:
+        json.dump(everything, sys.stdout, sort_keys=True, ensure_ascii=False)
+        sys.stdout.write("\n")
     return 1 if failed else 0
 
 
@@ -606,7 +614,7 @@ def main(argv):
     _check_version()
     options = _parser().parse_args(argv)
     if options.cases:
-        return run_cases(options.paths, options.check)
+        return run_cases(options.paths, options.check, options.print)
     if len(options.paths) != 1:
         _parser().error("exactly one OPT_ML_DIR is required")
     json.dump(probe(options.paths[0], options), sys.stdout, indent=2, sort_keys=True,

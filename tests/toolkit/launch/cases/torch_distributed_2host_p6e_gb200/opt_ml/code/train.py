@@ -1,0 +1,1 @@
+# the user program: the probe never runs it
